@@ -1,0 +1,161 @@
+//! The `aws_kms_key` ctfix generates, rendered from `templates/cloudtrail_kms_key.tf`.
+//! Where the policy's statements come from is explained in that file.
+
+/// The template as shipped; everything after the `--- template ---` line is the block.
+const KEY_TEMPLATE: &str = include_str!("../templates/cloudtrail_kms_key.tf");
+
+/// How the trail's `name` can be written inside a string in the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrailName {
+    /// The inside of a quoted string or template (`"org-trail"` → `org-trail`).
+    Quoted(String),
+    /// A single-line expression, interpolated as `${…}`.
+    Expression(String),
+    /// Not expressible (missing or multi-line): the policy allows any trail of the account.
+    Unknown,
+}
+
+/// What a generated key needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyParams<'a> {
+    /// The new key's label.
+    pub key_label: &'a str,
+    /// The trail's resource address, used when its name cannot be written.
+    pub trail_address: &'a str,
+    /// The trail's name.
+    pub trail_name: &'a TrailName,
+    /// Meta-arguments copied from the trail (`provider`, `count`, `for_each`) as
+    /// `(name, expression text)`, in that order.
+    pub meta_arguments: &'a [(&'static str, String)],
+    /// Label of the `aws_partition` data source to read.
+    pub partition_label: &'a str,
+    /// Label of the `aws_caller_identity` data source to read.
+    pub identity_label: &'a str,
+}
+
+/// The template's block, without the explanatory header.
+pub fn template_block() -> &'static str {
+    let marker = "# --- template ---\n";
+    let start = KEY_TEMPLATE
+        .find(marker)
+        .map_or(0, |index| index + marker.len());
+    &KEY_TEMPLATE[start..]
+}
+
+/// Renders the key block with `\n` line endings and no trailing newline.
+pub fn render_key(params: &KeyParams<'_>) -> String {
+    let (in_arn, in_description) = match params.trail_name {
+        TrailName::Quoted(inner) => (inner.clone(), inner.clone()),
+        TrailName::Expression(text) => (format!("${{{text}}}"), format!("${{{text}}}")),
+        TrailName::Unknown => ("*".to_owned(), params.trail_address.to_owned()),
+    };
+    let meta = render_meta_arguments(params.meta_arguments);
+    let mut out = String::with_capacity(template_block().len() + 256);
+    for line in template_block().lines() {
+        if line.trim() == "# META_ARGUMENTS" {
+            out.push_str(&meta);
+            continue;
+        }
+        // Labels first: the trail's name is user text and must not be searched for them.
+        let line = line
+            .replace("KEY_LABEL", params.key_label)
+            .replace("PARTITION_LABEL", params.partition_label)
+            .replace("IDENTITY_LABEL", params.identity_label);
+        let line = if line.trim_start().starts_with("description") {
+            line.replace("${TRAIL_NAME}", &in_description)
+        } else {
+            line.replace("${TRAIL_NAME}", &in_arn)
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.truncate(out.trim_end_matches('\n').len());
+    out
+}
+
+/// `  provider = aws.x` / `  count    = …` lines aligned as `terraform fmt` aligns them, then a
+/// blank line; empty when there are none.
+fn render_meta_arguments(meta: &[(&'static str, String)]) -> String {
+    if meta.is_empty() {
+        return String::new();
+    }
+    let width = meta.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, value) in meta {
+        out.push_str(&format!("  {name:<width$} = {value}\n"));
+    }
+    out.push('\n');
+    out
+}
+
+/// `data "<data_type>" "<label>" {}` on the given provider (`None`: the default provider).
+pub fn render_data_source(data_type: &str, label: &str, provider: Option<&str>) -> String {
+    match provider {
+        None => format!("data \"{data_type}\" \"{label}\" {{}}"),
+        Some(provider) => {
+            format!("data \"{data_type}\" \"{label}\" {{\n  provider = {provider}\n}}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params<'a>(name: &'a TrailName, meta: &'a [(&'static str, String)]) -> KeyParams<'a> {
+        KeyParams {
+            key_label: "main_cloudtrail",
+            trail_address: "aws_cloudtrail.main",
+            trail_name: name,
+            meta_arguments: meta,
+            partition_label: "current",
+            identity_label: "me",
+        }
+    }
+
+    #[test]
+    fn template_parses_as_hcl() {
+        hcl_edit::parser::parse_body(template_block()).unwrap();
+    }
+
+    #[test]
+    fn placeholders_are_all_filled() {
+        let name = TrailName::Expression("var.name".into());
+        let text = render_key(&params(&name, &[]));
+        for placeholder in ["KEY_LABEL", "PARTITION_LABEL", "IDENTITY_LABEL", "TRAIL_NAME", "META"] {
+            assert!(!text.contains(placeholder), "{placeholder} left in:\n{text}");
+        }
+        assert!(text.starts_with("resource \"aws_kms_key\" \"main_cloudtrail\" {\n  description"));
+        assert!(text.contains(":trail/${var.name}\""));
+        assert!(text.contains("data.aws_caller_identity.me.account_id"));
+        hcl_edit::parser::parse_body(&text).unwrap();
+    }
+
+    #[test]
+    fn meta_arguments_are_aligned_and_separated() {
+        let name = TrailName::Quoted("org".into());
+        let meta = [("provider", "aws.audit".to_owned()), ("count", "var.n".to_owned())];
+        let text = render_key(&params(&name, &meta));
+        assert!(text.contains("{\n  provider = aws.audit\n  count    = var.n\n\n  description"));
+        assert!(text.contains("of trail org\""));
+    }
+
+    #[test]
+    fn unknown_name_allows_any_trail_of_the_account() {
+        let text = render_key(&params(&TrailName::Unknown, &[]));
+        assert!(text.contains(":trail/*\""));
+        assert!(text.contains("of trail aws_cloudtrail.main\""));
+    }
+
+    #[test]
+    fn data_sources() {
+        assert_eq!(
+            render_data_source("aws_partition", "current", None),
+            "data \"aws_partition\" \"current\" {}"
+        );
+        assert_eq!(
+            render_data_source("aws_caller_identity", "audit", Some("aws.audit")),
+            "data \"aws_caller_identity\" \"audit\" {\n  provider = aws.audit\n}"
+        );
+    }
+}

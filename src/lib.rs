@@ -1,0 +1,290 @@
+//! ctfix finds AWS CloudTrail trails in Terraform whose logs are not encrypted with a
+//! customer-managed KMS key (Checkov CKV_AWS_35, Trivy AWS-0015, Security Hub CloudTrail.2)
+//! and fixes them format-preservingly.
+//!
+//! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
+//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] → [`write`]. [`check`] runs the
+//! stages that only read; [`apply`] writes what they planned. [`cli`] wires them to the
+//! command line; the binary only calls it.
+//!
+//! ## Limitations
+//! - Edits are spliced into the original text, so nothing outside them changes; the inserted
+//!   text follows `terraform fmt` (alignment, two-space indentation, the file's line endings),
+//!   but a file that was not `terraform fmt`-clean is not made clean.
+//! - Files hcl-edit cannot parse are reported with their position and left untouched; a
+//!   module with such a file is still fixed, and the labels declared in the broken file are
+//!   avoided.
+//! - `*_override.tf` files are read like any other file; Terraform's override merging is not
+//!   modelled.
+//! - Symbolic links to files are read but never written; links to directories are not
+//!   followed.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod analyze;
+pub mod cli;
+pub mod discover;
+pub mod fix;
+pub mod key_template;
+pub mod model;
+pub mod module;
+pub mod parse;
+pub mod render;
+pub mod report;
+pub mod write;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+pub use model::{Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status};
+
+use crate::discover::ModuleDir;
+use crate::model::RULE_ID;
+use crate::module::Module;
+use crate::parse::SourceFile;
+
+/// The process exit status: ruff's and ripgrep's convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: nothing to fix (or everything fixed).
+    Clean,
+    /// 1: trails to fix remain.
+    Findings,
+    /// 2: an error occurred (other files were still processed).
+    Error,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Clean => 0,
+            ExitStatus::Findings => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+
+    /// The status a report implies.
+    pub fn of(report: &Report) -> ExitStatus {
+        if !report.errors.is_empty() {
+            ExitStatus::Error
+        } else if report
+            .findings
+            .iter()
+            .any(|f| f.status == Status::Noncompliant && !f.fix.as_ref().is_some_and(|fix| fix.applied))
+        {
+            ExitStatus::Findings
+        } else {
+            ExitStatus::Clean
+        }
+    }
+}
+
+/// What a check run should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Files and directories to check.
+    pub paths: Vec<PathBuf>,
+    /// The least safe fix to include in changes: `Safe`, or `Unsafe` with `--unsafe-fixes`.
+    pub min_applicability: Applicability,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            paths: vec![PathBuf::from(".")],
+            min_applicability: Applicability::Safe,
+        }
+    }
+}
+
+/// The byte strings that make a file worth parsing: a file mentioning neither holds no trail.
+const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
+
+/// Runs discover → analyze → fix for every module and returns what it found and would change.
+/// Reads files; writes nothing.
+pub fn check(settings: &Settings) -> Report {
+    let discovery = discover::discover(&settings.paths);
+    let files_scanned = discovery
+        .modules
+        .iter()
+        .map(|m| m.files.len() + m.json_files.len())
+        .sum();
+    let outcomes: Vec<Report> = discovery
+        .modules
+        .par_iter()
+        .filter(|module| holds_a_trail(module))
+        .map(|module| check_module(module, settings))
+        .collect();
+    let mut report = Report {
+        errors: discovery.errors,
+        files_scanned,
+        ..Report::default()
+    };
+    for outcome in outcomes {
+        report.findings.extend(outcome.findings);
+        report.changes.extend(outcome.changes);
+        report.errors.extend(outcome.errors);
+    }
+    report.sort();
+    report
+}
+
+/// Whether any target file of the module mentions `aws_cloudtrail` (a byte search; most
+/// Terraform files are never parsed).
+fn holds_a_trail(module: &ModuleDir) -> bool {
+    let finder = memchr::memmem::Finder::new(TRAIL_MARKER);
+    module
+        .targets
+        .iter()
+        .any(|path| std::fs::read(path).is_ok_and(|bytes| finder.find(&bytes).is_some()))
+}
+
+/// Analyzes and plans fixes for one module.
+pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
+    let module = Module::load(dir);
+    let mut report = Report {
+        errors: module.errors.clone(),
+        ..Report::default()
+    };
+    let trails = analyze::find_trails(&module);
+    let mut planner = fix::FixPlanner::new(&module);
+    let mut selected: BTreeMap<usize, Vec<Fix>> = BTreeMap::new();
+    let mut fixed_addresses = BTreeSet::new();
+    for trail in &trails {
+        let verdict = analyze::judge(&module, trail);
+        let file = &module.files[trail.at.file];
+        let mut finding = Finding {
+            rule: RULE_ID,
+            path: file.source.path.clone(),
+            line: trail.line,
+            column: trail.column,
+            resource: trail.address.clone(),
+            status: verdict.status,
+            reason: verdict.reason,
+            message: verdict.message,
+            meta_argument: trail.meta_argument.as_ref().map(|m| m.name()),
+            fix: None,
+        };
+        match planner.plan(trail, &verdict.remedy) {
+            None => {}
+            Some(Err(error)) => report.errors.push(error),
+            Some(Ok(fix)) => {
+                let selected_fix = fix.applicability >= settings.min_applicability;
+                finding.fix = Some(FixSummary {
+                    title: fix.title.clone(),
+                    applicability: fix.applicability,
+                    selected: selected_fix,
+                    applied: false,
+                });
+                if selected_fix {
+                    fixed_addresses.insert(trail.address.clone());
+                    selected.entry(trail.at.file).or_default().push(fix);
+                }
+            }
+        }
+        report.findings.push(finding);
+    }
+    if !selected.is_empty() {
+        match build_changes(&module, &selected, &fixed_addresses) {
+            Ok(changes) => report.changes = changes,
+            Err(error) => {
+                for finding in &mut report.findings {
+                    if let Some(fix) = &mut finding.fix {
+                        fix.selected = false;
+                    }
+                }
+                report.errors.push(error);
+            }
+        }
+    }
+    report
+}
+
+/// Applies the selected fixes to their files' text and proves the result: every changed file
+/// re-parses, and every fixed trail is judged compliant on the fixed module (ruff's
+/// "converge" check). Any failure drops the module's changes.
+fn build_changes(
+    module: &Module,
+    selected: &BTreeMap<usize, Vec<Fix>>,
+    fixed_addresses: &BTreeSet<String>,
+) -> Result<Vec<FileChange>, FileError> {
+    let mut new_sources: Vec<SourceFile> = module.files.iter().map(|f| f.source.clone()).collect();
+    for (&file_index, fixes) in selected {
+        let source = &module.files[file_index].source;
+        let edits: Vec<&Edit> = fixes.iter().flat_map(|fix| fix.edits.iter()).collect();
+        let text = fix::apply_edits(&source.text, &edits).map_err(|message| {
+            FileError::new(&source.path, format!("internal error planning fixes: {message}"))
+        })?;
+        new_sources[file_index].text = text;
+    }
+    let fixed = Module::from_sources(&module.dir, new_sources);
+    if let Some(error) = selected
+        .keys()
+        .find_map(|&i| fixed.errors.iter().find(|e| e.path == module.files[i].source.path))
+    {
+        return Err(FileError::new(
+            &error.path,
+            format!(
+                "the fixed file would not parse, so ctfix left it untouched (please report this): {}",
+                error.message
+            ),
+        ));
+    }
+    for trail in analyze::find_trails(&fixed) {
+        if fixed_addresses.contains(&trail.address) {
+            let verdict = analyze::judge(&fixed, &trail);
+            if verdict.status != Status::Compliant {
+                return Err(FileError::at(
+                    &fixed.files[trail.at.file].source.path,
+                    trail.line,
+                    trail.column,
+                    format!(
+                        "{}: the planned fix does not make the trail compliant ({}), so ctfix left the module untouched (please report this)",
+                        trail.address, verdict.reason
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(selected
+        .keys()
+        .map(|&i| {
+            let before = &module.files[i].source;
+            FileChange {
+                path: before.path.clone(),
+                before: before.bytes.clone(),
+                after: before.bytes_with_text(&fixed.files[i].source.text),
+                written: false,
+            }
+        })
+        .collect())
+}
+
+/// Writes the report's changes (those `accept` agrees to) and marks what was written. A file
+/// that cannot be written gets an error; the others are still written.
+pub fn apply(report: &mut Report, mut accept: impl FnMut(&FileChange) -> bool) {
+    let mut written_paths = BTreeSet::new();
+    for change in &mut report.changes {
+        if !accept(change) {
+            continue;
+        }
+        match write::write_atomically(&change.path, &change.before, &change.after) {
+            Ok(()) => {
+                change.written = true;
+                written_paths.insert(change.path.clone());
+            }
+            Err(error) => report.errors.push(error),
+        }
+    }
+    for finding in &mut report.findings {
+        if let Some(fix) = &mut finding.fix {
+            if fix.selected && written_paths.contains(&finding.path) {
+                fix.applied = true;
+            }
+        }
+    }
+    report.sort();
+}

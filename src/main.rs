@@ -1,0 +1,26 @@
+//! The `ctfix` binary: parse arguments, hand them to the library, map the outcome to an exit
+//! code. All the work lives in the `ctfix` library crate.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = ctfix::cli::Args::parse();
+    args.color.write_global();
+    let stdout = anstream::stdout();
+    let stderr = anstream::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let mut prompter = ctfix::cli::TerminalPrompter;
+    let status = match ctfix::cli::run(&args, &mut out, &mut err, &mut prompter) {
+        Ok(status) => status,
+        Err(error) if ctfix::cli::is_broken_pipe(&error) => ctfix::ExitStatus::Clean,
+        Err(error) => {
+            use std::io::Write;
+            let _ = writeln!(err, "ctfix: error: {error:#}");
+            ctfix::ExitStatus::Error
+        }
+    };
+    ExitCode::from(status.code())
+}

@@ -1,0 +1,267 @@
+//! A Terraform module (one directory) read and parsed as a whole: the context every decision
+//! about a trail needs — which keys, data sources, variables and labels exist.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Block, Body};
+use hcl_edit::Span;
+
+use crate::discover::ModuleDir;
+use crate::model::FileError;
+use crate::parse::{parse_source, read_source, SourceFile};
+
+/// One `.tf` file of a module, parsed when it could be.
+#[derive(Debug)]
+pub struct ModuleFile {
+    /// The text.
+    pub source: SourceFile,
+    /// The syntax tree; `None` when the file does not parse (the error is reported once).
+    pub body: Option<Body>,
+    /// Whether the user asked for this file to be checked and fixed.
+    pub is_target: bool,
+}
+
+/// A parsed module.
+#[derive(Debug)]
+pub struct Module {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its `.tf` files in path order.
+    pub files: Vec<ModuleFile>,
+    /// Every `(block type, first label, second label)` declared anywhere in the module,
+    /// including files that do not parse (found by a line scan) and `*.tf.json` files.
+    pub declared: BTreeSet<(String, String, String)>,
+    /// Per-file problems met while reading.
+    pub errors: Vec<FileError>,
+}
+
+/// A reference to a top-level block: file index and structure index in that file's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlockRef {
+    /// Index into [`Module::files`].
+    pub file: usize,
+    /// Index into that file's body.
+    pub index: usize,
+}
+
+impl Module {
+    /// Reads and parses every file of `dir`.
+    pub fn load(dir: &ModuleDir) -> Module {
+        let mut files = Vec::with_capacity(dir.files.len());
+        let mut errors = Vec::new();
+        let mut declared = BTreeSet::new();
+        for path in &dir.files {
+            let is_target = dir.targets.contains(path);
+            let source = match read_source(path) {
+                Ok(source) => source,
+                Err(error) => {
+                    if is_target {
+                        errors.push(error);
+                    }
+                    continue;
+                }
+            };
+            let body = match parse_source(&source) {
+                Ok(body) => Some(body),
+                Err(error) => {
+                    scan_declarations(&source.text, &mut declared);
+                    if is_target {
+                        errors.push(error);
+                    }
+                    None
+                }
+            };
+            files.push(ModuleFile {
+                source,
+                body,
+                is_target,
+            });
+        }
+        for path in &dir.json_files {
+            if let Ok(bytes) = std::fs::read(path) {
+                scan_json_declarations(&bytes, &mut declared);
+            }
+        }
+        let mut module = Module {
+            dir: dir.dir.clone(),
+            files,
+            declared,
+            errors,
+        };
+        module.index_declarations();
+        module
+    }
+
+    /// Builds a module from in-memory sources (tests and re-checks of planned fixes).
+    pub fn from_sources(dir: &Path, sources: Vec<SourceFile>) -> Module {
+        let mut errors = Vec::new();
+        let mut declared = BTreeSet::new();
+        let files = sources
+            .into_iter()
+            .map(|source| {
+                let body = match parse_source(&source) {
+                    Ok(body) => Some(body),
+                    Err(error) => {
+                        scan_declarations(&source.text, &mut declared);
+                        errors.push(error);
+                        None
+                    }
+                };
+                ModuleFile {
+                    source,
+                    body,
+                    is_target: true,
+                }
+            })
+            .collect();
+        let mut module = Module {
+            dir: dir.to_path_buf(),
+            files,
+            declared,
+            errors,
+        };
+        module.index_declarations();
+        module
+    }
+
+    fn index_declarations(&mut self) {
+        for file in &self.files {
+            let Some(body) = &file.body else { continue };
+            for block in body.blocks() {
+                let ident = block.ident.as_str();
+                let first = block.labels.first().map(|l| l.as_str().to_owned());
+                let second = block.labels.get(1).map(|l| l.as_str().to_owned());
+                if let Some(first) = first {
+                    self.declared.insert((
+                        ident.to_owned(),
+                        first,
+                        second.unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether `block_type "first" "second"` is declared anywhere in the module.
+    pub fn is_declared(&self, block_type: &str, first: &str, second: &str) -> bool {
+        self.declared
+            .contains(&(block_type.to_owned(), first.to_owned(), second.to_owned()))
+    }
+
+    /// The block a reference points at.
+    pub fn block(&self, at: BlockRef) -> &Block {
+        self.files[at.file]
+            .body
+            .as_ref()
+            .and_then(|body| body.get(at.index))
+            .and_then(|structure| structure.as_block())
+            .expect("BlockRef points at a block")
+    }
+
+    /// Every top-level block with this identifier and these labels (`None` matches any label).
+    pub fn find_blocks<'a>(
+        &'a self,
+        ident: &'a str,
+        first: Option<&'a str>,
+        second: Option<&'a str>,
+    ) -> impl Iterator<Item = BlockRef> + 'a {
+        self.files.iter().enumerate().flat_map(move |(file_index, file)| {
+            file.body.iter().flat_map(move |body| {
+                body.iter().enumerate().filter_map(move |(index, structure)| {
+                    let block = structure.as_block()?;
+                    let matches = block.ident.as_str() == ident
+                        && first.is_none_or(|f| block.labels.first().map(|l| l.as_str()) == Some(f))
+                        && second
+                            .is_none_or(|s| block.labels.get(1).map(|l| l.as_str()) == Some(s));
+                    matches.then_some(BlockRef {
+                        file: file_index,
+                        index,
+                    })
+                })
+            })
+        })
+    }
+
+    /// The source text of an expression (or of any spanned node) in a file.
+    pub fn text_of<'a>(&'a self, file: usize, node: &impl Span) -> Option<&'a str> {
+        node.span().and_then(|range| self.files[file].source.text.get(range))
+    }
+}
+
+/// The text of the `provider` meta-argument of a block, normalised (whitespace removed), or
+/// `None` for the default provider.
+pub fn provider_of(source: &str, block: &Block) -> Option<String> {
+    let attr = block.body.get_attribute("provider")?;
+    let text = attr.value.span().and_then(|r| source.get(r))?;
+    Some(text.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+/// Whether an expression is the literal `null`.
+pub fn is_null(expr: &Expression) -> bool {
+    matches!(expr, Expression::Null(_))
+}
+
+/// Collects `resource "t" "n"` / `data "t" "n"` declarations from a file that does not parse,
+/// line by line, so that generated labels never collide with them.
+fn scan_declarations(text: &str, declared: &mut BTreeSet<(String, String, String)>) {
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(keyword) = words.next() else { continue };
+        if keyword != "resource" && keyword != "data" {
+            continue;
+        }
+        let label = |word: Option<&str>| {
+            word.map(|w| w.trim_matches(|c| c == '"' || c == '{').to_owned())
+                .filter(|w| !w.is_empty())
+        };
+        if let (Some(first), Some(second)) = (label(words.next()), label(words.next())) {
+            declared.insert((keyword.to_owned(), first, second));
+        }
+    }
+}
+
+/// Collects resource and data declarations from a Terraform JSON file.
+fn scan_json_declarations(bytes: &[u8], declared: &mut BTreeSet<(String, String, String)>) {
+    let Ok(serde_json::Value::Object(root)) = serde_json::from_slice::<serde_json::Value>(bytes)
+    else {
+        return;
+    };
+    for keyword in ["resource", "data"] {
+        let Some(serde_json::Value::Object(types)) = root.get(keyword) else { continue };
+        for (type_name, names) in types {
+            let Some(names) = names.as_object() else { continue };
+            for name in names.keys() {
+                declared.insert((keyword.to_owned(), type_name.clone(), name.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_in_broken_files_are_seen() {
+        let mut declared = BTreeSet::new();
+        scan_declarations(
+            "resource \"aws_kms_key\" \"a\" {\n  x = \ndata aws_partition p {\n",
+            &mut declared,
+        );
+        assert!(declared.contains(&("resource".into(), "aws_kms_key".into(), "a".into())));
+        assert!(declared.contains(&("data".into(), "aws_partition".into(), "p".into())));
+    }
+
+    #[test]
+    fn declarations_in_json_files_are_seen() {
+        let mut declared = BTreeSet::new();
+        scan_json_declarations(
+            br#"{"resource":{"aws_kms_key":{"k":{}}},"data":{"aws_caller_identity":{"me":{}}}}"#,
+            &mut declared,
+        );
+        assert!(declared.contains(&("resource".into(), "aws_kms_key".into(), "k".into())));
+        assert!(declared.contains(&("data".into(), "aws_caller_identity".into(), "me".into())));
+    }
+}
