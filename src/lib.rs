@@ -29,6 +29,7 @@ pub mod key_template;
 pub mod model;
 pub mod module;
 pub mod parse;
+pub mod policy;
 pub mod render;
 pub mod report;
 pub mod write;
