@@ -226,13 +226,30 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
     // A body on one line (`{}` or `{ name = "x" }`) is opened up: the only case where the
     // inserted text spans an existing line.
     if !text[open..close].contains('\n') {
-        let inner = text[open + 1..close].trim();
         let indent = format!("{block_indent}  ");
+        let inner = text[open + 1..close].trim();
         let mut new = format!("{{{newline}");
-        if !inner.is_empty() {
-            new.push_str(&format!("{indent}{inner}{newline}"));
+        // A one-line body holds at most one attribute; it and kms_key_id form one group.
+        let sole = block.body.attributes().next().and_then(|attr| {
+            let whole = text.get(attr.span()?)?;
+            let value = text.get(attr.value.span()?)?;
+            (whole == inner).then(|| (attr.key.as_str().to_owned(), value.to_owned()))
+        });
+        match sole {
+            Some((key, value)) => {
+                let width = key.chars().count().max(KMS_KEY_ID.len());
+                new.push_str(&format!("{indent}{key:<width$} = {value}{newline}"));
+                new.push_str(&format!("{indent}{KMS_KEY_ID:<width$} = {reference}{newline}"));
+            }
+            None if inner.is_empty() => {
+                new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}"));
+            }
+            None => {
+                new.push_str(&format!("{indent}{inner}{newline}{newline}"));
+                new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}"));
+            }
         }
-        new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}{block_indent}}}"));
+        new.push_str(&format!("{block_indent}}}"));
         return Some(Edit {
             range: open..close + 1,
             text: new,
