@@ -82,7 +82,12 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(status: Status, reason: &'static str, message: impl Into<String>, remedy: Remedy) -> Self {
+    fn new(
+        status: Status,
+        reason: &'static str,
+        message: impl Into<String>,
+        remedy: Remedy,
+    ) -> Self {
         Verdict {
             status,
             reason,
@@ -156,11 +161,6 @@ pub fn judge(module: &Module, trail: &Trail) -> Verdict {
             "kms_key_id is only whitespace: logs are not encrypted with a customer-managed key",
             Remedy::GenerateKey,
         ),
-        _ => Verdict::new(
-            Status::Compliant,
-            "set",
-            "kms_key_id is set",
-            Remedy::None,
-        ),
+        _ => Verdict::new(Status::Compliant, "set", "kms_key_id is set", Remedy::None),
     }
 }

@@ -121,7 +121,12 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// Runs ctfix: check, optionally confirm and apply, report. Returns the exit status; `Err`
 /// only when output itself fails.
-pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write, prompter: &mut dyn Prompter) -> anyhow::Result<ExitStatus> {
+pub fn run(
+    args: &Args,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    prompter: &mut dyn Prompter,
+) -> anyhow::Result<ExitStatus> {
     let settings = Settings {
         paths: args.paths.clone(),
         min_applicability: if args.unsafe_fixes {

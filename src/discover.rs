@@ -88,7 +88,10 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
             });
             module.targets.insert(root.clone());
             if let Err(error) = list_module_files(module) {
-                errors.push(FileError::new(&dir, format!("cannot list directory: {error}")));
+                errors.push(FileError::new(
+                    &dir,
+                    format!("cannot list directory: {error}"),
+                ));
             }
             continue;
         }
@@ -111,7 +114,9 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
                 }
             };
             let path = entry.path();
-            let Some(kind) = file_kind(path) else { continue };
+            let Some(kind) = file_kind(path) else {
+                continue;
+            };
             let is_file = entry.file_type().is_file()
                 || (entry.file_type().is_symlink() && path.metadata().is_ok_and(|m| m.is_file()));
             if !is_file {

@@ -83,7 +83,10 @@ impl<'m> FixPlanner<'m> {
                 &file.source.path,
                 line,
                 column,
-                format!("{}: cannot locate the block's braces to insert kms_key_id", trail.address),
+                format!(
+                    "{}: cannot locate the block's braces to insert kms_key_id",
+                    trail.address
+                ),
             )
         })?;
         let mut blocks = vec![key];
@@ -127,7 +130,8 @@ impl<'m> FixPlanner<'m> {
         trail: &Trail,
         new_blocks: &mut Vec<(String, String)>,
     ) -> String {
-        if let Some(label) = existing_data_source(self.module, data_type, trail.provider.as_deref()) {
+        if let Some(label) = existing_data_source(self.module, data_type, trail.provider.as_deref())
+        {
             return label;
         }
         let key = (data_type, trail.provider.clone());
@@ -164,14 +168,19 @@ fn key_label_base(trail_label: &str) -> String {
 
 /// An existing data source of this type on the same provider, without `count`/`for_each`
 /// (those would need an index). `current` wins when there are several.
-fn existing_data_source(module: &Module, data_type: &str, provider: Option<&str>) -> Option<String> {
+fn existing_data_source(
+    module: &Module,
+    data_type: &str,
+    provider: Option<&str>,
+) -> Option<String> {
     let mut labels: Vec<String> = module
         .find_blocks("data", Some(data_type), None)
         .filter_map(|at| {
             let block = module.block(at);
             let text = &module.files[at.file].source.text;
             let same_provider = provider_of(text, block).as_deref() == provider;
-            let single = !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
+            let single =
+                !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
             (same_provider && single).then(|| block.labels.get(1).map(|l| l.as_str().to_owned()))?
         })
         .collect();
@@ -239,7 +248,9 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
             Some((key, value)) => {
                 let width = key.chars().count().max(KMS_KEY_ID.len());
                 new.push_str(&format!("{indent}{key:<width$} = {value}{newline}"));
-                new.push_str(&format!("{indent}{KMS_KEY_ID:<width$} = {reference}{newline}"));
+                new.push_str(&format!(
+                    "{indent}{KMS_KEY_ID:<width$} = {reference}{newline}"
+                ));
             }
             None if inner.is_empty() => {
                 new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}"));
@@ -257,64 +268,104 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
     }
 
     let attributes: Vec<&Attribute> = block.body.attributes().collect();
-    let Some(last) = attributes.last() else {
+    if attributes.is_empty() {
         // Only nested blocks: the attribute goes first, on its own line after `{`.
-        let indent = first_structure_indent(text, block).unwrap_or_else(|| format!("{block_indent}  "));
+        let indent =
+            first_structure_indent(text, block).unwrap_or_else(|| format!("{block_indent}  "));
         let at = line_end(text, open);
         return Some(Edit {
             range: at..at,
             text: format!("{newline}{indent}{KMS_KEY_ID} = {reference}"),
         });
-    };
-    let last_span = last.span()?;
-    let indent = line_indent(text, last_span.start);
-    let width = alignment_width(text, &attributes);
-    let line = match width {
-        Some(width) if width >= KMS_KEY_ID.len() => {
-            format!("{indent}{KMS_KEY_ID:<width$} = {reference}")
+    }
+    let groups = alignment_groups(text, &attributes)?;
+    // Prefer joining the last group already at least as wide as `kms_key_id` (nothing else
+    // moves); otherwise go after the last attribute, as a group of its own.
+    let (after, line_for) = match groups.iter().rev().find(|g| g.width >= KMS_KEY_ID.len()) {
+        Some(group) => (attributes[group.last], Placement::Join(group.width)),
+        None => {
+            let last = attributes.len() - 1;
+            let in_group = groups.iter().any(|g| g.last == last);
+            let placement = if in_group {
+                Placement::OwnGroup
+            } else {
+                Placement::AfterMultiLine
+            };
+            (attributes[last], placement)
         }
-        // Joining the group would re-align the lines above: start a group of its own.
-        Some(_) => format!("{newline}{indent}{KMS_KEY_ID} = {reference}"),
-        None => format!("{indent}{KMS_KEY_ID} = {reference}"),
     };
-    if text[..last_span.end].ends_with('\n') {
+    let span = after.span()?;
+    let indent = line_indent(text, span.start);
+    let line = match line_for {
+        Placement::Join(width) => format!("{indent}{KMS_KEY_ID:<width$} = {reference}"),
+        Placement::OwnGroup => format!("{newline}{indent}{KMS_KEY_ID} = {reference}"),
+        Placement::AfterMultiLine => format!("{indent}{KMS_KEY_ID} = {reference}"),
+    };
+    if text[..span.end].ends_with('\n') {
         // A value that ends with its own newline (a heredoc): insert on the next line.
         return Some(Edit {
-            range: last_span.end..last_span.end,
+            range: span.end..span.end,
             text: format!("{line}{newline}"),
         });
     }
-    let at = line_end(text, last_span.end);
+    let at = line_end(text, span.end);
     Some(Edit {
         range: at..at,
         text: format!("{newline}{line}"),
     })
 }
 
-/// The key width `terraform fmt` aligns the last attribute's group to, or `None` when the last
-/// attribute spans several lines (the new line then starts a group of its own).
-fn alignment_width(text: &str, attributes: &[&Attribute]) -> Option<usize> {
-    let spans: Vec<_> = attributes.iter().filter_map(|a| a.span()).collect();
-    if spans.len() != attributes.len() {
-        return None;
-    }
-    let single_line = |i: usize| !text[spans[i].clone()].contains('\n');
-    let last = attributes.len() - 1;
-    if !single_line(last) {
-        return None;
-    }
-    let mut width = attributes[last].key.as_str().chars().count();
-    let mut i = last;
-    while i > 0 {
-        let gap = &text[spans[i - 1].end..spans[i].start];
-        let adjacent = single_line(i - 1) && memchr::memchr_iter(b'\n', gap.as_bytes()).count() == 1;
-        if !adjacent {
-            break;
+/// Where the new `kms_key_id` line goes relative to the attribute it follows.
+enum Placement {
+    /// Into that attribute's alignment group, padded to the group's key width.
+    Join(usize),
+    /// After a blank line, so the group above keeps its alignment.
+    OwnGroup,
+    /// Right after a multi-line value, which ends any group.
+    AfterMultiLine,
+}
+
+/// A run of top-level attributes `terraform fmt` aligns together.
+struct Group {
+    /// Index of its last attribute.
+    last: usize,
+    /// Its widest key, in characters.
+    width: usize,
+}
+
+/// The alignment groups among a body's attributes, as `terraform fmt` (hclwrite) forms them:
+/// consecutive lines holding `key = value` with the value complete on that line. A heredoc
+/// counts as one line; any other multi-line value belongs to no group and ends the one above.
+fn alignment_groups(text: &str, attributes: &[&Attribute]) -> Option<Vec<Group>> {
+    let spans: Vec<_> = attributes.iter().map(|a| a.span()).collect::<Option<_>>()?;
+    let one_line = |i: usize| {
+        matches!(
+            attributes[i].value,
+            hcl_edit::expr::Expression::HeredocTemplate(_)
+        ) || !text[spans[i].clone()].contains('\n')
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for i in 0..attributes.len() {
+        if !one_line(i) {
+            continue;
         }
-        i -= 1;
-        width = width.max(attributes[i].key.as_str().chars().count());
+        let width = attributes[i].key.as_str().chars().count();
+        let continues =
+            i > 0 && one_line(i - 1) && groups.last().is_some_and(|g| g.last == i - 1) && {
+                let gap = &text[spans[i - 1].end..spans[i].start];
+                let newlines = memchr::memchr_iter(b'\n', gap.as_bytes()).count()
+                    + usize::from(text[..spans[i - 1].end].ends_with('\n'));
+                newlines == 1
+            };
+        match groups.last_mut() {
+            Some(group) if continues => {
+                group.last = i;
+                group.width = group.width.max(width);
+            }
+            _ => groups.push(Group { last: i, width }),
+        }
     }
-    Some(width)
+    Some(groups)
 }
 
 /// The byte offset of a block's `{`.
@@ -413,14 +464,21 @@ fn append_after_block(text: &str, block: &Block, blocks: &[String], newline: &st
 pub fn apply_edits(text: &str, edits: &[&Edit]) -> Result<String, String> {
     let mut sorted: Vec<&Edit> = edits.to_vec();
     sorted.sort_by_key(|e| (e.range.start, e.range.end));
-    let mut out = String::with_capacity(text.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+    let mut out =
+        String::with_capacity(text.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
     let mut cursor = 0;
     for edit in sorted {
         if edit.range.start < cursor || edit.range.end > text.len() {
-            return Err(format!("overlapping or out-of-range edit at byte {}", edit.range.start));
+            return Err(format!(
+                "overlapping or out-of-range edit at byte {}",
+                edit.range.start
+            ));
         }
         if !text.is_char_boundary(edit.range.start) || !text.is_char_boundary(edit.range.end) {
-            return Err(format!("edit at byte {} splits a character", edit.range.start));
+            return Err(format!(
+                "edit at byte {} splits a character",
+                edit.range.start
+            ));
         }
         out.push_str(&text[cursor..edit.range.start]);
         out.push_str(&edit.text);
@@ -450,10 +508,19 @@ mod tests {
 
     #[test]
     fn edits_apply_in_order_and_refuse_overlap() {
-        let a = Edit { range: 4..5, text: "X".into() };
-        let b = Edit { range: 0..0, text: ">".into() };
+        let a = Edit {
+            range: 4..5,
+            text: "X".into(),
+        };
+        let b = Edit {
+            range: 0..0,
+            text: ">".into(),
+        };
         assert_eq!(apply_edits("0123456", &[&a, &b]).unwrap(), ">0123X56");
-        let c = Edit { range: 3..6, text: String::new() };
+        let c = Edit {
+            range: 3..6,
+            text: String::new(),
+        };
         assert!(apply_edits("0123456", &[&a, &c]).is_err());
     }
 }

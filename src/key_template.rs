@@ -122,8 +122,17 @@ mod tests {
     fn placeholders_are_all_filled() {
         let name = TrailName::Expression("var.name".into());
         let text = render_key(&params(&name, &[]));
-        for placeholder in ["KEY_LABEL", "PARTITION_LABEL", "IDENTITY_LABEL", "TRAIL_NAME", "META"] {
-            assert!(!text.contains(placeholder), "{placeholder} left in:\n{text}");
+        for placeholder in [
+            "KEY_LABEL",
+            "PARTITION_LABEL",
+            "IDENTITY_LABEL",
+            "TRAIL_NAME",
+            "META",
+        ] {
+            assert!(
+                !text.contains(placeholder),
+                "{placeholder} left in:\n{text}"
+            );
         }
         assert!(text.starts_with("resource \"aws_kms_key\" \"main_cloudtrail\" {\n  description"));
         assert!(text.contains(":trail/${var.name}\""));
@@ -134,7 +143,10 @@ mod tests {
     #[test]
     fn meta_arguments_are_aligned_and_separated() {
         let name = TrailName::Quoted("org".into());
-        let meta = [("provider", "aws.audit".to_owned()), ("count", "var.n".to_owned())];
+        let meta = [
+            ("provider", "aws.audit".to_owned()),
+            ("count", "var.n".to_owned()),
+        ];
         let text = render_key(&params(&name, &meta));
         assert!(text.contains("{\n  provider = aws.audit\n  count    = var.n\n\n  description"));
         assert!(text.contains("of trail org\""));

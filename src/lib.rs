@@ -39,7 +39,9 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-pub use model::{Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status};
+pub use model::{
+    Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status,
+};
 
 use crate::discover::ModuleDir;
 use crate::model::RULE_ID;
@@ -71,11 +73,9 @@ impl ExitStatus {
     pub fn of(report: &Report) -> ExitStatus {
         if !report.errors.is_empty() {
             ExitStatus::Error
-        } else if report
-            .findings
-            .iter()
-            .any(|f| f.status == Status::Noncompliant && !f.fix.as_ref().is_some_and(|fix| fix.applied))
-        {
+        } else if report.findings.iter().any(|f| {
+            f.status == Status::Noncompliant && !f.fix.as_ref().is_some_and(|fix| fix.applied)
+        }) {
             ExitStatus::Findings
         } else {
             ExitStatus::Clean
@@ -217,15 +217,20 @@ fn build_changes(
         let source = &module.files[file_index].source;
         let edits: Vec<&Edit> = fixes.iter().flat_map(|fix| fix.edits.iter()).collect();
         let text = fix::apply_edits(&source.text, &edits).map_err(|message| {
-            FileError::new(&source.path, format!("internal error planning fixes: {message}"))
+            FileError::new(
+                &source.path,
+                format!("internal error planning fixes: {message}"),
+            )
         })?;
         new_sources[file_index].text = text;
     }
     let fixed = Module::from_sources(&module.dir, new_sources);
-    if let Some(error) = selected
-        .keys()
-        .find_map(|&i| fixed.errors.iter().find(|e| e.path == module.files[i].source.path))
-    {
+    if let Some(error) = selected.keys().find_map(|&i| {
+        fixed
+            .errors
+            .iter()
+            .find(|e| e.path == module.files[i].source.path)
+    }) {
         return Err(FileError::new(
             &error.path,
             format!(

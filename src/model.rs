@@ -159,7 +159,12 @@ impl FileError {
     }
 
     /// An error at a position in a file.
-    pub fn at(path: impl Into<PathBuf>, line: usize, column: usize, message: impl Into<String>) -> Self {
+    pub fn at(
+        path: impl Into<PathBuf>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
         FileError {
             path: path.into(),
             line: Some(line),
@@ -204,6 +209,9 @@ impl Report {
 }
 
 /// Paths in machine output use `/` and no leading `./`, whatever the platform.
-fn serialize_path<S: serde::Serializer>(path: &std::path::Path, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_path<S: serde::Serializer>(
+    path: &std::path::Path,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&crate::render::display_path(path))
 }

@@ -134,11 +134,8 @@ impl Module {
                 let first = block.labels.first().map(|l| l.as_str().to_owned());
                 let second = block.labels.get(1).map(|l| l.as_str().to_owned());
                 if let Some(first) = first {
-                    self.declared.insert((
-                        ident.to_owned(),
-                        first,
-                        second.unwrap_or_default(),
-                    ));
+                    self.declared
+                        .insert((ident.to_owned(), first, second.unwrap_or_default()));
                 }
             }
         }
@@ -167,26 +164,35 @@ impl Module {
         first: Option<&'a str>,
         second: Option<&'a str>,
     ) -> impl Iterator<Item = BlockRef> + 'a {
-        self.files.iter().enumerate().flat_map(move |(file_index, file)| {
-            file.body.iter().flat_map(move |body| {
-                body.iter().enumerate().filter_map(move |(index, structure)| {
-                    let block = structure.as_block()?;
-                    let matches = block.ident.as_str() == ident
-                        && first.is_none_or(|f| block.labels.first().map(|l| l.as_str()) == Some(f))
-                        && second
-                            .is_none_or(|s| block.labels.get(1).map(|l| l.as_str()) == Some(s));
-                    matches.then_some(BlockRef {
-                        file: file_index,
-                        index,
-                    })
+        self.files
+            .iter()
+            .enumerate()
+            .flat_map(move |(file_index, file)| {
+                file.body.iter().flat_map(move |body| {
+                    body.iter()
+                        .enumerate()
+                        .filter_map(move |(index, structure)| {
+                            let block = structure.as_block()?;
+                            let matches = block.ident.as_str() == ident
+                                && first.is_none_or(|f| {
+                                    block.labels.first().map(|l| l.as_str()) == Some(f)
+                                })
+                                && second.is_none_or(|s| {
+                                    block.labels.get(1).map(|l| l.as_str()) == Some(s)
+                                });
+                            matches.then_some(BlockRef {
+                                file: file_index,
+                                index,
+                            })
+                        })
                 })
             })
-        })
     }
 
     /// The source text of an expression (or of any spanned node) in a file.
     pub fn text_of<'a>(&'a self, file: usize, node: &impl Span) -> Option<&'a str> {
-        node.span().and_then(|range| self.files[file].source.text.get(range))
+        node.span()
+            .and_then(|range| self.files[file].source.text.get(range))
     }
 }
 
@@ -208,7 +214,9 @@ pub fn is_null(expr: &Expression) -> bool {
 fn scan_declarations(text: &str, declared: &mut BTreeSet<(String, String, String)>) {
     for line in text.lines() {
         let mut words = line.split_whitespace();
-        let Some(keyword) = words.next() else { continue };
+        let Some(keyword) = words.next() else {
+            continue;
+        };
         if keyword != "resource" && keyword != "data" {
             continue;
         }
@@ -229,9 +237,13 @@ fn scan_json_declarations(bytes: &[u8], declared: &mut BTreeSet<(String, String,
         return;
     };
     for keyword in ["resource", "data"] {
-        let Some(serde_json::Value::Object(types)) = root.get(keyword) else { continue };
+        let Some(serde_json::Value::Object(types)) = root.get(keyword) else {
+            continue;
+        };
         for (type_name, names) in types {
-            let Some(names) = names.as_object() else { continue };
+            let Some(names) = names.as_object() else {
+                continue;
+            };
             for name in names.keys() {
                 declared.insert((keyword.to_owned(), type_name.clone(), name.clone()));
             }

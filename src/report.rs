@@ -66,7 +66,13 @@ pub struct Summary {
 impl Summary {
     /// Counts a report.
     pub fn of(report: &Report) -> Summary {
-        let count = |status| report.findings.iter().filter(|f| f.status == status).count();
+        let count = |status| {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.status == status)
+                .count()
+        };
         Summary {
             files_scanned: report.files_scanned,
             trails: report.findings.len(),
@@ -104,14 +110,23 @@ fn status_style(status: Status) -> Style {
 
 /// Writes the text report: findings and diffs to `out`, errors to `err`. Styles are ANSI;
 /// the caller's stream strips them where colour is off.
-pub fn write_text(report: &Report, options: TextOptions, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+pub fn write_text(
+    report: &Report,
+    options: TextOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<()> {
     for error in &report.errors {
         writeln!(err, "{RED}error{RED:#}: {error}")?;
     }
     if options.quiet {
         return Ok(());
     }
-    let findings = if options.findings { report.findings.as_slice() } else { &[] };
+    let findings = if options.findings {
+        report.findings.as_slice()
+    } else {
+        &[]
+    };
     for finding in findings {
         let style = status_style(finding.status);
         write!(
@@ -132,7 +147,11 @@ pub fn write_text(report: &Report, options: TextOptions, out: &mut dyn Write, er
             let state = if fix.applied {
                 "applied"
             } else if fix.selected {
-                if options.applied { "not written" } else { "available" }
+                if options.applied {
+                    "not written"
+                } else {
+                    "available"
+                }
             } else {
                 match fix.applicability {
                     crate::model::Applicability::Unsafe => "needs --unsafe-fixes",
@@ -150,7 +169,10 @@ pub fn write_text(report: &Report, options: TextOptions, out: &mut dyn Write, er
     if options.diff && options.findings {
         for change in &report.changes {
             writeln!(out)?;
-            write_colored_diff(&render_diff(&change.path, &change.before, &change.after), out)?;
+            write_colored_diff(
+                &render_diff(&change.path, &change.before, &change.after),
+                out,
+            )?;
         }
     }
     write_summary(report, options, out)
@@ -201,7 +223,12 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
     }
     write!(out, ".")?;
     if options.applied {
-        write!(out, " Fixed {} file{}.", s.files_written, plural(s.files_written))?;
+        write!(
+            out,
+            " Fixed {} file{}.",
+            s.files_written,
+            plural(s.files_written)
+        )?;
     } else if s.fixes_selected > 0 {
         write!(
             out,

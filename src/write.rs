@@ -12,7 +12,10 @@ use crate::model::FileError;
 /// since they were read. On any failure the original file is untouched.
 pub fn write_atomically(path: &Path, before: &[u8], after: &[u8]) -> Result<(), FileError> {
     let fail = |what: &str, error: &dyn std::fmt::Display| {
-        FileError::new(path, format!("{what}: {error}; the file was left untouched"))
+        FileError::new(
+            path,
+            format!("{what}: {error}; the file was left untouched"),
+        )
     };
     let link = std::fs::symlink_metadata(path).map_err(|e| fail("cannot stat file", &e))?;
     if link.file_type().is_symlink() {

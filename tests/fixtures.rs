@@ -37,11 +37,19 @@ struct Case {
 
 impl Case {
     fn input(&self) -> PathBuf {
-        self.dir.join(if self.single_file { "input.tf" } else { "input" })
+        self.dir.join(if self.single_file {
+            "input.tf"
+        } else {
+            "input"
+        })
     }
 
     fn expected(&self) -> PathBuf {
-        self.dir.join(if self.single_file { "expected.tf" } else { "expected" })
+        self.dir.join(if self.single_file {
+            "expected.tf"
+        } else {
+            "expected"
+        })
     }
 
     /// A fresh copy of the input in a temporary directory.
@@ -182,7 +190,12 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
     } else {
         let expected = case.expected_findings();
         if actual != expected {
-            return Err(format!("findings differ\nexpected:\n{}\nactual:\n{}", expected.join("\n"), actual.join("\n")).into());
+            return Err(format!(
+                "findings differ\nexpected:\n{}\nactual:\n{}",
+                expected.join("\n"),
+                actual.join("\n")
+            )
+            .into());
         }
     }
     let expected_code = if actual.iter().any(|l| l.starts_with("error ")) {
@@ -221,7 +234,12 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
                     message.push_str(&format!("--- {}\n", path.display()));
                     let want = String::from_utf8_lossy(want);
                     let got = String::from_utf8_lossy(got);
-                    message.push_str(&TextDiff::from_lines(&want, &got).unified_diff().header("expected", "actual").to_string());
+                    message.push_str(
+                        &TextDiff::from_lines(&want, &got)
+                            .unified_diff()
+                            .header("expected", "actual")
+                            .to_string(),
+                    );
                 }
             }
             if output.len() != expected.len() {
@@ -236,7 +254,8 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
         if before == after {
             continue;
         }
-        let after_text = std::str::from_utf8(after).map_err(|_| format!("{}: output is not UTF-8", path.display()))?;
+        let after_text = std::str::from_utf8(after)
+            .map_err(|_| format!("{}: output is not UTF-8", path.display()))?;
         let stripped = after_text.strip_prefix('\u{feff}').unwrap_or(after_text);
         if let Err(error) = hcl_edit::parser::parse_body(stripped) {
             return Err(format!("{}: output does not parse:\n{error}", path.display()).into());
@@ -253,10 +272,14 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
                 // text is appended after it; its content is unchanged.
                 let unterminated_last_line = !line.ends_with('\n') && before_text.ends_with(line);
                 let allowed = line.contains("kms_key_id")
-                    || (line.contains("aws_cloudtrail") && line.contains('{') && line.contains('}'))
+                    || (line.contains("aws_cloudtrail")
+                        && line.contains('{')
+                        && line.contains('}'))
                     || unterminated_last_line;
                 if !allowed {
-                    return Err(format!("{}: an existing line changed: {line:?}", path.display()).into());
+                    return Err(
+                        format!("{}: an existing line changed: {line:?}", path.display()).into(),
+                    );
                 }
             }
         }
@@ -344,7 +367,12 @@ fn check_validate(case: &Case, mirror: &Path) -> Result<(), Failed> {
         .output()
         .map_err(|e| e.to_string())?;
     if !init.status.success() {
-        return Err(format!("terraform init failed:\n{}{}", String::from_utf8_lossy(&init.stdout), String::from_utf8_lossy(&init.stderr)).into());
+        return Err(format!(
+            "terraform init failed:\n{}{}",
+            String::from_utf8_lossy(&init.stdout),
+            String::from_utf8_lossy(&init.stderr)
+        )
+        .into());
     }
     let validate = terraform(&config, &root)
         .args(["validate", "-no-color"])
@@ -373,7 +401,9 @@ fn main() {
         let name = case.name.clone();
         {
             let case = case.clone();
-            trials.push(Trial::test(format!("fix::{name}"), move || check_fix(&case)));
+            trials.push(Trial::test(format!("fix::{name}"), move || {
+                check_fix(&case)
+            }));
         }
         {
             let case = case.clone();
@@ -396,7 +426,9 @@ fn main() {
             let mut trial = Trial::test(format!("validate::{name}"), {
                 let missing = missing.clone();
                 move || match &missing {
-                    Some(reason) => Err(format!("terraform validate is required here: {reason}").into()),
+                    Some(reason) => {
+                        Err(format!("terraform validate is required here: {reason}").into())
+                    }
                     None => check_validate(&case, &mirror),
                 }
             });
