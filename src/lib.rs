@@ -25,6 +25,7 @@ pub mod analyze;
 pub mod cli;
 pub mod discover;
 pub mod fix;
+pub mod key_check;
 pub mod key_template;
 pub mod model;
 pub mod module;
@@ -32,6 +33,8 @@ pub mod parse;
 pub mod policy;
 pub mod render;
 pub mod report;
+pub mod resolve;
+pub mod suppress;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,12 +138,42 @@ pub fn check(settings: &Settings) -> Report {
 
 /// Whether any target file of the module mentions `aws_cloudtrail` (a byte search; most
 /// Terraform files are never parsed).
+///
+/// Each file is read into one buffer per thread with plain `open`/`read` calls (no `stat`,
+/// no allocation per file); a buffer grown past 1 MiB by a large file is released afterwards.
 fn holds_a_trail(module: &ModuleDir) -> bool {
-    let finder = memchr::memmem::Finder::new(TRAIL_MARKER);
-    module
-        .targets
-        .iter()
-        .any(|path| std::fs::read(path).is_ok_and(|bytes| finder.find(&bytes).is_some()))
+    use std::io::Read;
+    /// Reads `path` into `buffer`, returning the number of bytes read.
+    fn read_into(path: &std::path::Path, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+        let mut file = std::fs::File::open(path)?;
+        let mut filled = 0;
+        loop {
+            if filled == buffer.len() {
+                buffer.resize((buffer.len() * 2).max(64 * 1024), 0);
+            }
+            match file.read(&mut buffer[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(TRAIL_MARKER));
+    BUFFER.with_borrow_mut(|buffer| {
+        let found = module.targets.iter().any(|path| {
+            read_into(path, buffer).is_ok_and(|len| finder.find(&buffer[..len]).is_some())
+        });
+        if buffer.len() > 1 << 20 {
+            *buffer = Vec::new();
+        }
+        found
+    })
 }
 
 /// Analyzes and plans fixes for one module.

@@ -33,6 +33,9 @@ pub struct Module {
     /// Every `(block type, first label, second label)` declared anywhere in the module,
     /// including files that do not parse (found by a line scan) and `*.tf.json` files.
     pub declared: BTreeSet<(String, String, String)>,
+    /// `terraform.tfvars` then `*.auto.tfvars` (lexical order), parsed: they override
+    /// variable defaults.
+    pub tfvars: Vec<(PathBuf, Body)>,
     /// Per-file problems met while reading.
     pub errors: Vec<FileError>,
 }
@@ -84,10 +87,12 @@ impl Module {
                 scan_json_declarations(&bytes, &mut declared);
             }
         }
+        let tfvars = load_tfvars(&dir.dir, &mut errors);
         let mut module = Module {
             dir: dir.dir.clone(),
             files,
             declared,
+            tfvars,
             errors,
         };
         module.index_declarations();
@@ -120,6 +125,7 @@ impl Module {
             dir: dir.to_path_buf(),
             files,
             declared,
+            tfvars: Vec::new(),
             errors,
         };
         module.index_declarations();
@@ -194,6 +200,28 @@ impl Module {
         node.span()
             .and_then(|range| self.files[file].source.text.get(range))
     }
+}
+
+/// Reads the tfvars files Terraform loads automatically for a root module.
+fn load_tfvars(dir: &Path, errors: &mut Vec<FileError>) -> Vec<(PathBuf, Body)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut auto: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".auto.tfvars")))
+        .collect();
+    auto.sort();
+    let mut paths = vec![dir.join("terraform.tfvars")];
+    paths.extend(auto);
+    paths
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter_map(|path| {
+            let source = read_source(&path).map_err(|e| errors.push(e)).ok()?;
+            let body = parse_source(&source).map_err(|e| errors.push(e)).ok()?;
+            Some((path, body))
+        })
+        .collect()
 }
 
 /// The text of the `provider` meta-argument of a block, normalised (whitespace removed), or

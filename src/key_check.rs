@@ -1,0 +1,359 @@
+//! Judging an `aws_kms_key` of the module that a trail points at: does it exist, is it
+//! enabled, and does its policy — wherever it lives — let CloudTrail use it?
+//!
+//! Policies are read from an inline `jsonencode(...)`, a JSON heredoc or string, a
+//! `data "aws_iam_policy_document"` (with `source_policy_documents` and
+//! `override_policy_documents`), `file(...)`, or a separate `aws_kms_key_policy`; a key with
+//! none has AWS's default key policy, which does not grant CloudTrail anything.
+
+use hcl_edit::expr::{Expression, ObjectKey};
+use hcl_edit::structure::Block;
+use hcl_edit::Span;
+use serde_json::{json, Map, Value as Json};
+
+use crate::module::{BlockRef, Module};
+use crate::policy::{cloudtrail_can_use_key, Conditions};
+use crate::resolve::{Resolver, Value, UNKNOWN_PART};
+
+/// Where a key's policy is written, which decides how a fix can extend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// `policy = jsonencode({...})` on the key (or on an `aws_kms_key_policy`): the block.
+    Jsonencode(BlockRef),
+    /// `policy = data.aws_iam_policy_document.<x>.json`: the data block.
+    Document(BlockRef),
+    /// A heredoc, string, `file()` or anything else ctfix reads but cannot edit safely.
+    Opaque(BlockRef),
+    /// No policy at all: AWS's default key policy applies.
+    Default,
+}
+
+/// What ctfix found about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// No `resource "aws_kms_key"` with that label in the module.
+    NotFound,
+    /// Declared in a file ctfix cannot read (a `.tf.json`, or one that does not parse).
+    Unreadable,
+    /// `is_enabled = false`.
+    Disabled(BlockRef),
+    /// The policy does not allow CloudTrail these actions.
+    MissingGrant {
+        /// The key.
+        key: BlockRef,
+        /// The actions not allowed (`kms:GenerateDataKey*`, `kms:DescribeKey`).
+        missing: Vec<&'static str>,
+        /// Where the policy lives.
+        source: PolicySource,
+    },
+    /// The policy cannot be read (built from values ctfix cannot resolve).
+    PolicyUnknown(BlockRef, String),
+    /// Usable by CloudTrail.
+    Usable(BlockRef),
+}
+
+/// Judges `aws_kms_key.<label>`.
+pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVerdict {
+    let Some(key) = module.find_blocks("resource", Some("aws_kms_key"), Some(label)).next() else {
+        return if module.is_declared("resource", "aws_kms_key", label) {
+            KeyVerdict::Unreadable
+        } else {
+            KeyVerdict::NotFound
+        };
+    };
+    let block = module.block(key);
+    if let Some(enabled) = block.body.get_attribute("is_enabled") {
+        if resolver.value_of(&enabled.value, key.file) == Value::Bool(false) {
+            return KeyVerdict::Disabled(key);
+        }
+    }
+    let (holder, policy_expr) = match key_policy_resource(module, resolver, label) {
+        Some(at) => (at, module.block(at).body.get_attribute("policy").map(|a| &a.value)),
+        None => (key, block.body.get_attribute("policy").map(|a| &a.value)),
+    };
+    let Some(policy_expr) = policy_expr else {
+        let default = default_key_policy();
+        return verdict_for(key, &default, PolicySource::Default);
+    };
+    match read_policy(module, resolver, policy_expr, holder.file, 0) {
+        Ok((policy, kind)) => {
+            let source = match kind {
+                Kind::Jsonencode => PolicySource::Jsonencode(holder),
+                Kind::Document(at) => PolicySource::Document(at),
+                Kind::Opaque => PolicySource::Opaque(holder),
+            };
+            verdict_for(key, &policy, source)
+        }
+        Err(why) => KeyVerdict::PolicyUnknown(key, why),
+    }
+}
+
+fn verdict_for(key: BlockRef, policy: &Json, source: PolicySource) -> KeyVerdict {
+    // Static analysis: conditions cannot be evaluated, so an Allow's conditions are taken as
+    // met for the trail that points here.
+    match cloudtrail_can_use_key(
+        policy,
+        "arn:aws:cloudtrail:us-east-1:111122223333:trail/ctfix",
+        "111122223333",
+        Conditions::AssumeAllowConditionsMet,
+    ) {
+        Ok(()) => KeyVerdict::Usable(key),
+        Err(missing) => KeyVerdict::MissingGrant { key, missing, source },
+    }
+}
+
+/// AWS's default key policy: the account may use and administer the key; nobody else.
+fn default_key_policy() -> Json {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+}
+
+/// An `aws_kms_key_policy` whose `key_id` refers to `aws_kms_key.<label>`.
+fn key_policy_resource(module: &Module, resolver: &Resolver<'_>, label: &str) -> Option<BlockRef> {
+    module.find_blocks("resource", Some("aws_kms_key_policy"), None).find(|&at| {
+        module
+            .block(at)
+            .body
+            .get_attribute("key_id")
+            .is_some_and(|attr| matches!(resolver.value_of(&attr.value, at.file), Value::KeyAttribute { label: l, .. } if l == label))
+    })
+}
+
+enum Kind {
+    Jsonencode,
+    Document(BlockRef),
+    Opaque,
+}
+
+/// Reads a policy expression into JSON. Unknown values inside become their source text (or
+/// `${…}`), which never matches a principal or action by accident.
+fn read_policy(module: &Module, resolver: &Resolver<'_>, expr: &Expression, file: usize, depth: usize) -> Result<(Json, Kind), String> {
+    if depth > 8 {
+        return Err("the policy is built through too many indirections".into());
+    }
+    match expr {
+        Expression::FuncCall(call) if call.name.name.as_str() == "jsonencode" => {
+            let arg = call.args.iter().next().ok_or("jsonencode() without an argument")?;
+            Ok((to_json(module, resolver, arg, file), Kind::Jsonencode))
+        }
+        Expression::FuncCall(call) if matches!(call.name.name.as_str(), "file" | "templatefile") => {
+            let arg = call.args.iter().next().ok_or("file() without an argument")?;
+            let path = module_relative_path(module, arg, file).ok_or("a policy file whose path ctfix cannot resolve")?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            parse_json_text(&text).map(|json| (json, Kind::Opaque))
+        }
+        Expression::Traversal(traversal) => {
+            // data.aws_iam_policy_document.<x>.json
+            if let Some(at) = policy_document_ref(module, expr) {
+                return Ok((document_to_json(module, resolver, at, 0), Kind::Document(at)));
+            }
+            // local.<x> holding the policy expression.
+            if let (Expression::Variable(root), Some(name)) = (&traversal.expr, traversal.operators.first().and_then(|op| match op.value() {
+                hcl_edit::expr::TraversalOperator::GetAttr(ident) => Some(ident.as_str()),
+                _ => None,
+            })) {
+                if root.as_str() == "local" && traversal.operators.len() == 1 {
+                    if let Some((local_file, local_expr)) = find_local(module, name) {
+                        let (json, _) = read_policy(module, resolver, local_expr, local_file, depth + 1)?;
+                        return Ok((json, Kind::Opaque));
+                    }
+                }
+            }
+            opaque_string(resolver.value_of(expr, file))
+        }
+        _ => opaque_string(resolver.value_of(expr, file)),
+    }
+}
+
+fn opaque_string(value: Value) -> Result<(Json, Kind), String> {
+    match value {
+        Value::String(text) => parse_json_text(&text).map(|json| (json, Kind::Opaque)),
+        Value::Partial(text) => parse_json_text(&text.replace(UNKNOWN_PART, "${unknown}")).map(|json| (json, Kind::Opaque)),
+        Value::External(what) => Err(format!("the policy comes from {what}, outside the module")),
+        Value::Unknown(why) => Err(format!("the policy depends on {why}")),
+        other => Err(format!("the policy is not a JSON document ({other:?})")),
+    }
+}
+
+fn parse_json_text(text: &str) -> Result<Json, String> {
+    serde_json::from_str(text.trim()).map_err(|e| format!("the policy is not valid JSON: {e}"))
+}
+
+fn find_local<'m>(module: &'m Module, name: &str) -> Option<(usize, &'m Expression)> {
+    module.find_blocks("locals", None, None).find_map(|at| {
+        module.block(at).body.get_attribute(name).map(|attr| (at.file, &attr.value))
+    })
+}
+
+/// `data.aws_iam_policy_document.<x>.json` → the data block.
+pub fn policy_document_ref(module: &Module, expr: &Expression) -> Option<BlockRef> {
+    let Expression::Traversal(traversal) = expr else { return None };
+    let Expression::Variable(root) = &traversal.expr else { return None };
+    if root.as_str() != "data" {
+        return None;
+    }
+    let names: Vec<&str> = traversal
+        .operators
+        .iter()
+        .filter_map(|op| match op.value() {
+            hcl_edit::expr::TraversalOperator::GetAttr(ident) => Some(ident.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.len() != 3 || names[0] != "aws_iam_policy_document" || names[2] != "json" {
+        return None;
+    }
+    module.find_blocks("data", Some("aws_iam_policy_document"), Some(names[1])).next()
+}
+
+/// `"${path.module}/policy.json"` and plain relative strings, resolved against the module.
+fn module_relative_path(module: &Module, expr: &Expression, file: usize) -> Option<std::path::PathBuf> {
+    let text = module.text_of(file, expr)?;
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let relative = inner
+        .strip_prefix("${path.module}/")
+        .or_else(|| inner.strip_prefix("./"))
+        .unwrap_or(inner);
+    if relative.contains("${") {
+        return None;
+    }
+    Some(module.dir.join(relative))
+}
+
+/// Converts an HCL expression to JSON for policy evaluation.
+fn to_json(module: &Module, resolver: &Resolver<'_>, expr: &Expression, file: usize) -> Json {
+    match expr {
+        Expression::Null(_) => Json::Null,
+        Expression::Bool(b) => Json::Bool(*b.value()),
+        Expression::Number(n) => n.value().as_f64().map_or(Json::Null, |f| json!(f)),
+        Expression::String(s) => Json::String(s.value().clone()),
+        Expression::Parenthesis(p) => to_json(module, resolver, p.inner(), file),
+        Expression::Array(array) => Json::Array(array.iter().map(|e| to_json(module, resolver, e, file)).collect()),
+        Expression::Object(object) => {
+            let mut map = Map::new();
+            for (key, value) in object.iter() {
+                let key = match key {
+                    ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                    ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+                    ObjectKey::Expression(other) => module.text_of(file, other).unwrap_or("?").trim_matches('"').to_owned(),
+                };
+                map.insert(key, to_json(module, resolver, value.expr(), file));
+            }
+            Json::Object(map)
+        }
+        other => value_to_json(resolver.value_of(other, file)).unwrap_or_else(|| {
+            let text = module.text_of(file, other).unwrap_or("unknown");
+            Json::String(format!("${{{}}}", text.trim_matches('"')))
+        }),
+    }
+}
+
+fn value_to_json(value: Value) -> Option<Json> {
+    Some(match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(b),
+        Value::Number(n) => json!(n),
+        Value::String(s) => Json::String(s),
+        Value::Partial(s) => Json::String(s.replace(UNKNOWN_PART, "${unknown}")),
+        Value::List(items) => Json::Array(items.into_iter().map(value_to_json).collect::<Option<_>>()?),
+        Value::Object(map) => Json::Object(map.into_iter().map(|(k, v)| Some((k, value_to_json(v)?))).collect::<Option<_>>()?),
+        _ => return None,
+    })
+}
+
+/// A `data "aws_iam_policy_document"` as a policy JSON document, with its source documents'
+/// statements first and override documents' statements replacing those with the same Sid.
+fn document_to_json(module: &Module, resolver: &Resolver<'_>, at: BlockRef, depth: usize) -> Json {
+    let block = module.block(at);
+    let mut statements: Vec<Json> = Vec::new();
+    let documents = |name: &str| -> Vec<BlockRef> {
+        let Some(attr) = block.body.get_attribute(name) else { return Vec::new() };
+        let Expression::Array(array) = &attr.value else { return Vec::new() };
+        array.iter().filter_map(|e| policy_document_ref(module, e)).collect()
+    };
+    if depth < 8 {
+        for source in documents("source_policy_documents") {
+            statements.extend(document_statements(document_to_json(module, resolver, source, depth + 1)));
+        }
+    }
+    for statement in block.body.get_blocks("statement") {
+        statements.push(statement_to_json(module, resolver, statement, at.file));
+    }
+    if depth < 8 {
+        for over in documents("override_policy_documents") {
+            for statement in document_statements(document_to_json(module, resolver, over, depth + 1)) {
+                let sid = statement.get("Sid").cloned();
+                match statements.iter_mut().find(|s| sid.is_some() && s.get("Sid") == sid.as_ref()) {
+                    Some(existing) => *existing = statement,
+                    None => statements.push(statement),
+                }
+            }
+        }
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn document_statements(document: Json) -> Vec<Json> {
+    match document.get("Statement") {
+        Some(Json::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn statement_to_json(module: &Module, resolver: &Resolver<'_>, statement: &Block, file: usize) -> Json {
+    let mut out = Map::new();
+    let attr = |name: &str| statement.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
+    if let Some(sid) = attr("sid") {
+        out.insert("Sid".into(), sid);
+    }
+    out.insert("Effect".into(), attr("effect").unwrap_or(json!("Allow")));
+    for (hcl, key) in [("actions", "Action"), ("not_actions", "NotAction"), ("resources", "Resource"), ("not_resources", "NotResource")] {
+        if let Some(value) = attr(hcl) {
+            out.insert(key.into(), value);
+        }
+    }
+    for (hcl, key) in [("principals", "Principal"), ("not_principals", "NotPrincipal")] {
+        let mut principals = Map::new();
+        for block in statement.body.get_blocks(hcl) {
+            let get = |name: &str| block.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
+            if let (Some(Json::String(kind)), Some(ids)) = (get("type"), get("identifiers")) {
+                let entry = principals.entry(kind).or_insert_with(|| Json::Array(Vec::new()));
+                if let (Json::Array(list), Json::Array(new)) = (entry, ids) {
+                    list.extend(new);
+                }
+            }
+        }
+        if !principals.is_empty() {
+            // `type = "*"` with identifiers ["*"] is the wildcard principal.
+            let value = if principals.keys().all(|k| k == "*") { json!("*") } else { Json::Object(principals) };
+            out.insert(key.into(), value);
+        }
+    }
+    let mut conditions = Map::new();
+    for condition in statement.body.get_blocks("condition") {
+        let get = |name: &str| condition.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
+        if let (Some(Json::String(test)), Some(Json::String(variable)), Some(values)) = (get("test"), get("variable"), get("values")) {
+            let entry = conditions.entry(test).or_insert_with(|| Json::Object(Map::new()));
+            if let Json::Object(map) = entry {
+                map.insert(variable, values);
+            }
+        }
+    }
+    if !conditions.is_empty() {
+        out.insert("Condition".into(), Json::Object(conditions));
+    }
+    Json::Object(out)
+}
+
+/// The source span of a node, for callers that splice into policies.
+pub fn span_of(node: &impl Span) -> Option<std::ops::Range<usize>> {
+    node.span()
+}
