@@ -1,10 +1,15 @@
 //! Stage 3: find every `aws_cloudtrail` in a module and judge its `kms_key_id`.
 
-use hcl_edit::expr::Expression;
+use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::Span;
 
+use crate::key_check::{check_key, KeyVerdict, PolicySource};
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
+use crate::resolve::{
+    is_alias, is_aws_managed_alias, is_key_arn, Resolver, Step, Value, VariableSource, UNKNOWN_PART,
+};
+use crate::suppress::{find_suppression, today, Suppression};
 
 /// A trail's `count` or `for_each`, which the generated key must copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +67,50 @@ pub struct Trail {
 /// What the fix stage should do for a trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remedy {
-    /// Nothing to do (compliant, suppressed, or nothing ctfix can safely propose).
+    /// Nothing ctfix can propose; the finding's message says why.
     None,
-    /// Generate a dedicated key and point `kms_key_id` at it.
+    /// Generate a dedicated key and point `kms_key_id` at it (replacing any value).
     GenerateKey,
+    /// Point `kms_key_id` at an existing key of the module that CloudTrail can use.
+    WireKey {
+        /// The key's label.
+        label: String,
+    },
+    /// `kms_key_id` refers to `aws_kms_key.<k>.key_id` / `.id`: refer to `.arn` instead, and
+    /// extend the key's policy too when it lacks the grants.
+    UseArn {
+        /// Byte range of the attribute name to replace (`key_id` or `id`).
+        attribute: std::ops::Range<usize>,
+        /// The key's policy problem, if any.
+        extend: Option<ExtendPolicy>,
+    },
+    /// Add the missing CloudTrail statements to the referenced key's policy.
+    ExtendPolicy(ExtendPolicy),
+    /// `kms_key_id` comes from a module variable whose default leaves it null or empty:
+    /// keep the module's interface and create the key only when the caller passes none.
+    VariableFallback {
+        /// The current `kms_key_id` expression's text (known at plan time).
+        expression: String,
+    },
+    /// Generate a key, but as an unsafe fix: the value it replaces came from a variable, so
+    /// the fix discards what a caller may pass.
+    GenerateKeyUnsafe,
+    /// The key is disabled: show how to enable it.
+    EnableKey {
+        /// The key.
+        key: BlockRef,
+    },
+}
+
+/// A key whose policy lacks CloudTrail's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendPolicy {
+    /// The key.
+    pub key: BlockRef,
+    /// Where its policy lives.
+    pub source: PolicySource,
+    /// The actions CloudTrail is not allowed.
+    pub missing: Vec<&'static str>,
 }
 
 /// The judgement on one trail.
@@ -79,6 +124,8 @@ pub struct Verdict {
     pub message: String,
     /// What the fix stage should do.
     pub remedy: Remedy,
+    /// The suppression comment, for suppressed trails.
+    pub suppression: Option<Suppression>,
 }
 
 impl Verdict {
@@ -93,7 +140,16 @@ impl Verdict {
             reason,
             message: message.into(),
             remedy,
+            suppression: None,
         }
+    }
+
+    fn noncompliant(reason: &'static str, message: impl Into<String>, remedy: Remedy) -> Self {
+        Verdict::new(Status::Noncompliant, reason, message, remedy)
+    }
+
+    fn unknown(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict::new(Status::Unknown, reason, message, Remedy::None)
     }
 }
 
@@ -131,36 +187,444 @@ pub fn find_trails(module: &Module) -> Vec<Trail> {
         .collect()
 }
 
-/// Judges a trail's `kms_key_id`.
+/// Judges every trail of a module.
+pub fn judge_all(module: &Module, trails: &[Trail]) -> Vec<Verdict> {
+    let resolver = Resolver::new(module);
+    let today = today();
+    trails
+        .iter()
+        .map(|trail| judge_with(module, &resolver, trail, &today))
+        .collect()
+}
+
+/// Judges one trail's `kms_key_id`.
 pub fn judge(module: &Module, trail: &Trail) -> Verdict {
+    judge_with(module, &Resolver::new(module), trail, &today())
+}
+
+fn judge_with(module: &Module, resolver: &Resolver<'_>, trail: &Trail, today: &str) -> Verdict {
     let block = module.block(trail.at);
+    let text = &module.files[trail.at.file].source.text;
+    if let Some(span) = block.span() {
+        if let Some(suppression) = find_suppression(text, span, today) {
+            let mut verdict = Verdict::new(
+                Status::Suppressed,
+                "suppressed",
+                format!(
+                    "suppressed by `{}` (line {}){}; ctfix leaves it unchanged",
+                    suppression.comment,
+                    suppression.line,
+                    suppression
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                Remedy::None,
+            );
+            verdict.suppression = Some(suppression);
+            return verdict;
+        }
+    }
     let Some(attr) = block.body.get_attribute("kms_key_id") else {
-        return Verdict::new(
-            Status::Noncompliant,
-            "missing",
-            "kms_key_id is not set: logs are encrypted with SSE-S3 only, not a customer-managed key",
-            Remedy::GenerateKey,
+        return generate_or_wire(
+            module,
+            resolver,
+            trail,
+            Verdict::noncompliant(
+                "missing",
+                "kms_key_id is not set: logs are encrypted with SSE-S3 only, not a customer-managed key",
+                Remedy::GenerateKey,
+            ),
         );
     };
-    match &attr.value {
-        Expression::Null(_) => Verdict::new(
-            Status::Noncompliant,
-            "null",
-            "kms_key_id is null: logs are not encrypted with a customer-managed key",
+    let (value, steps) = resolver.resolve(&attr.value, trail.at.file);
+    let mut verdict = classify(module, resolver, trail, &attr.value, &value, &steps);
+    if verdict.remedy == Remedy::GenerateKey
+        && steps.iter().any(|s| matches!(s, Step::Variable { .. }))
+    {
+        // Replacing a value a caller may set changes the module's interface.
+        verdict.remedy = Remedy::GenerateKeyUnsafe;
+    }
+    match verdict.remedy {
+        Remedy::GenerateKey | Remedy::GenerateKeyUnsafe => {
+            generate_or_wire(module, resolver, trail, verdict)
+        }
+        _ => verdict,
+    }
+}
+
+/// Where a value came from, for messages: ` (through var.x's default)`.
+fn provenance(steps: &[Step]) -> String {
+    let parts: Vec<String> = steps
+        .iter()
+        .map(|step| match step {
+            Step::Variable {
+                name,
+                source: VariableSource::Default,
+            } => format!("var.{name}'s default"),
+            Step::Variable {
+                name,
+                source: VariableSource::Tfvars,
+            } => format!("var.{name} from tfvars"),
+            Step::Variable {
+                name,
+                source: VariableSource::NoDefault,
+            } => format!("var.{name}"),
+            Step::Local(name) => format!("local.{name}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (through {})", parts.join(", "))
+    }
+}
+
+/// Whether an expression only reads variables, locals (that do the same) and literals, so
+/// Terraform knows it at plan time and it may decide a `count`.
+fn known_at_plan(module: &Module, expr: &Expression, depth: usize) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    let recurse = |e: &Expression| known_at_plan(module, e, depth + 1);
+    match expr {
+        Expression::Null(_)
+        | Expression::Bool(_)
+        | Expression::Number(_)
+        | Expression::String(_) => true,
+        Expression::StringTemplate(t) => t.iter().all(|element| match element {
+            hcl_edit::template::Element::Literal(_) => true,
+            hcl_edit::template::Element::Interpolation(i) => recurse(&i.expr),
+            hcl_edit::template::Element::Directive(_) => false,
+        }),
+        Expression::Parenthesis(p) => recurse(p.inner()),
+        Expression::Array(a) => a.iter().all(recurse),
+        Expression::Object(o) => o.iter().all(|(_, v)| recurse(v.expr())),
+        Expression::Conditional(c) => {
+            recurse(&c.cond_expr) && recurse(&c.true_expr) && recurse(&c.false_expr)
+        }
+        Expression::FuncCall(call) => call.args.iter().all(recurse),
+        Expression::UnaryOp(op) => recurse(&op.expr),
+        Expression::BinaryOp(op) => recurse(&op.lhs_expr) && recurse(&op.rhs_expr),
+        Expression::Traversal(traversal) => {
+            let Expression::Variable(root) = &traversal.expr else {
+                return false;
+            };
+            let indices_known = traversal.operators.iter().all(|op| match op.value() {
+                TraversalOperator::Index(index) => recurse(index),
+                _ => true,
+            });
+            match (
+                root.as_str(),
+                traversal.operators.first().map(|op| op.value()),
+            ) {
+                ("var", _) => indices_known,
+                ("local", Some(TraversalOperator::GetAttr(name))) => {
+                    indices_known
+                        && module.find_blocks("locals", None, None).any(|at| {
+                            module
+                                .block(at)
+                                .body
+                                .get_attribute(name.as_str())
+                                .is_some_and(|attr| known_at_plan(module, &attr.value, depth + 1))
+                        })
+                }
+                _ => false,
+            }
+        }
+        Expression::HeredocTemplate(_) | Expression::Variable(_) | Expression::ForExpr(_) => false,
+    }
+}
+
+fn classify(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    expr: &Expression,
+    value: &Value,
+    steps: &[Step],
+) -> Verdict {
+    let via = provenance(steps);
+    let from_default = steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Variable {
+                source: VariableSource::Default | VariableSource::Tfvars,
+                ..
+            }
+        )
+    });
+    // A value that came from a variable is the caller's to choose: the fix keeps the
+    // variable and falls back to a new key, when that can be written.
+    let variable_remedy = || {
+        let text = module.text_of(trail.at.file, expr).unwrap_or("");
+        if trail.meta_argument.is_none() && !text.contains('\n') && known_at_plan(module, expr, 0) {
+            Remedy::VariableFallback {
+                expression: text.to_owned(),
+            }
+        } else {
+            Remedy::GenerateKeyUnsafe
+        }
+    };
+    match value {
+        Value::Null => {
+            let (reason, remedy) = if from_default {
+                ("variable-default-null", variable_remedy())
+            } else if steps.is_empty() {
+                ("null", Remedy::GenerateKey)
+            } else {
+                ("resolves-to-null", Remedy::GenerateKey)
+            };
+            Verdict::noncompliant(reason, format!("kms_key_id is null{via}: logs are not encrypted with a customer-managed key"), remedy)
+        }
+        Value::String(s) if s.trim().is_empty() => {
+            let (reason, remedy) = if from_default {
+                ("variable-default-empty", variable_remedy())
+            } else if !steps.is_empty() || !matches!(expr, Expression::String(_)) {
+                ("resolves-to-empty", Remedy::GenerateKey)
+            } else if s.is_empty() {
+                ("empty", Remedy::GenerateKey)
+            } else {
+                ("whitespace", Remedy::GenerateKey)
+            };
+            let what = if s.is_empty() { "an empty string" } else { "only whitespace" };
+            Verdict::noncompliant(reason, format!("kms_key_id is {what}{via}: logs are not encrypted with a customer-managed key"), remedy)
+        }
+        Value::String(s) | Value::Partial(s) => classify_string(s, &via),
+        Value::AwsManagedKey(what) => Verdict::noncompliant(
+            "aws-managed-key",
+            format!("kms_key_id is the AWS-managed key {}{via}: the control needs a customer-managed key whose policy and rotation you control", what.replace(UNKNOWN_PART, "…")),
             Remedy::GenerateKey,
         ),
-        Expression::String(value) if value.is_empty() => Verdict::new(
-            Status::Noncompliant,
-            "empty",
-            "kms_key_id is an empty string: logs are not encrypted with a customer-managed key",
+        Value::AliasArn(what) => Verdict::noncompliant(
+            "alias-arn",
+            format!("kms_key_id is an alias ARN ({what}){via}, not a key ARN"),
             Remedy::GenerateKey,
         ),
-        Expression::String(value) if value.trim().is_empty() => Verdict::new(
-            Status::Noncompliant,
-            "whitespace",
-            "kms_key_id is only whitespace: logs are not encrypted with a customer-managed key",
+        Value::KeyAttribute { label, attribute } => classify_key_reference(module, resolver, trail, expr, label, attribute, &via),
+        Value::External(what) => Verdict::new(
+            Status::Compliant,
+            "external-key",
+            format!("kms_key_id comes from {what}{via}, outside this module; ctfix cannot verify that it is a customer-managed key CloudTrail can use"),
+            Remedy::None,
+        ),
+        Value::OneOf(values) => {
+            let verdicts: Vec<Verdict> = values.iter().map(|v| classify(module, resolver, trail, expr, v, steps)).collect();
+            let first = &verdicts[0];
+            if verdicts.iter().all(|v| v.status == first.status) && first.status != Status::Noncompliant {
+                let mut verdict = first.clone();
+                verdict.remedy = Remedy::None;
+                verdict
+            } else if verdicts.iter().all(|v| v.status == Status::Noncompliant) {
+                Verdict::noncompliant(
+                    first.reason,
+                    format!("kms_key_id is noncompliant whichever way its condition goes{via}: {}", first.message),
+                    Remedy::GenerateKey,
+                )
+            } else {
+                Verdict::unknown(
+                    "depends-on-condition",
+                    format!("kms_key_id depends on a condition ctfix cannot evaluate under the module's defaults{via}; one outcome is: {}", verdicts.iter().find(|v| v.status == Status::Noncompliant).map_or("", |v| v.message.as_str())),
+                )
+            }
+        }
+        Value::Error(error) => Verdict::unknown("evaluation-error", format!("kms_key_id cannot be evaluated{via}: {error}")),
+        Value::Unknown(why) => {
+            let reason = if steps.iter().any(|s| matches!(s, Step::Variable { source: VariableSource::NoDefault, .. })) {
+                "variable-no-default"
+            } else {
+                "unresolved"
+            };
+            Verdict::unknown(reason, format!("kms_key_id depends on {why}{via}"))
+        }
+        Value::Bool(_) | Value::Number(_) | Value::List(_) | Value::Object(_) => Verdict::noncompliant(
+            "not-a-key-arn",
+            format!("kms_key_id is not a string{via}, so not a key ARN"),
             Remedy::GenerateKey,
         ),
-        _ => Verdict::new(Status::Compliant, "set", "kms_key_id is set", Remedy::None),
+    }
+}
+
+fn classify_string(s: &str, via: &str) -> Verdict {
+    let shown = s.replace(UNKNOWN_PART, "…");
+    if is_aws_managed_alias(s) {
+        Verdict::noncompliant(
+            "aws-managed-key",
+            format!("kms_key_id is the AWS-managed key {shown:?}{via}: the control needs a customer-managed key"),
+            Remedy::GenerateKey,
+        )
+    } else if is_alias(s) {
+        let reason = if s.starts_with("arn:") {
+            "alias-arn"
+        } else {
+            "alias-name"
+        };
+        Verdict::noncompliant(reason, format!("kms_key_id is the alias {shown:?}{via}, not a key ARN (the provider and the control want a key ARN)"), Remedy::GenerateKey)
+    } else if is_key_arn(s) {
+        Verdict::new(
+            Status::Compliant,
+            "external-key",
+            format!("kms_key_id is the key ARN {shown:?}{via}; ctfix cannot verify that key's policy from here"),
+            Remedy::None,
+        )
+    } else if s.contains(UNKNOWN_PART) && !s.starts_with("arn:") && s.starts_with(UNKNOWN_PART) {
+        Verdict::unknown(
+            "unresolved",
+            format!("kms_key_id is built from values ctfix cannot resolve{via}: {shown:?}"),
+        )
+    } else {
+        Verdict::noncompliant(
+            "not-a-key-arn",
+            format!("kms_key_id is {shown:?}{via}, which is not a KMS key ARN"),
+            Remedy::GenerateKey,
+        )
+    }
+}
+
+fn classify_key_reference(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    expr: &Expression,
+    label: &str,
+    attribute: &str,
+    via: &str,
+) -> Verdict {
+    let verdict = check_key(module, resolver, label);
+    let extend = match &verdict {
+        KeyVerdict::MissingGrant {
+            key,
+            missing,
+            source,
+        } => Some(ExtendPolicy {
+            key: *key,
+            source: source.clone(),
+            missing: missing.clone(),
+        }),
+        _ => None,
+    };
+    if attribute != "arn" {
+        let span = attribute_span(expr, attribute);
+        let remedy = match (&verdict, span) {
+            (KeyVerdict::Usable(_) | KeyVerdict::MissingGrant { .. }, Some(span)) => {
+                Remedy::UseArn {
+                    attribute: span,
+                    extend,
+                }
+            }
+            _ => Remedy::None,
+        };
+        return Verdict::noncompliant(
+            "key-id-not-arn",
+            format!("kms_key_id refers to aws_kms_key.{label}.{attribute}{via}; CloudTrail's kms_key_id must be the key's ARN (.arn)"),
+            remedy,
+        );
+    }
+    let _ = trail;
+    match verdict {
+        KeyVerdict::Usable(_) => Verdict::new(
+            Status::Compliant,
+            "key-verified",
+            format!("kms_key_id is aws_kms_key.{label}{via}, whose policy lets CloudTrail use it"),
+            Remedy::None,
+        ),
+        KeyVerdict::NotFound => Verdict::noncompliant(
+            "key-not-found",
+            format!("kms_key_id refers to aws_kms_key.{label}{via}, which this module does not declare"),
+            Remedy::GenerateKey,
+        ),
+        KeyVerdict::Unreadable => Verdict::unknown(
+            "key-unreadable",
+            format!("aws_kms_key.{label} is declared in a file ctfix cannot read (JSON syntax or a syntax error)"),
+        ),
+        KeyVerdict::Disabled(key) => Verdict::noncompliant(
+            "key-disabled",
+            format!("kms_key_id is aws_kms_key.{label}{via}, which is disabled (is_enabled = false): CloudTrail cannot encrypt with it"),
+            Remedy::EnableKey { key },
+        ),
+        KeyVerdict::MissingGrant { missing, .. } => Verdict::noncompliant(
+            "key-policy-missing-grant",
+            format!(
+                "kms_key_id is aws_kms_key.{label}{via}, but its key policy does not allow cloudtrail.amazonaws.com {}: log delivery fails",
+                missing.join(" and ")
+            ),
+            Remedy::ExtendPolicy(extend.expect("missing grant has a policy extension")),
+        ),
+        KeyVerdict::Denied(_) => Verdict::noncompliant(
+            "key-policy-denies",
+            format!("kms_key_id is aws_kms_key.{label}{via}, but a Deny statement in its key policy keeps cloudtrail.amazonaws.com from using it; a human must decide which statement goes"),
+            Remedy::None,
+        ),
+        KeyVerdict::PolicyUnknown(_, why) => Verdict::unknown(
+            "key-policy-unknown",
+            format!("kms_key_id is aws_kms_key.{label}{via}, but ctfix cannot read its policy: {why}"),
+        ),
+    }
+}
+
+/// The byte range of the final `.key_id` / `.id` in `aws_kms_key.<k>.key_id`.
+fn attribute_span(expr: &Expression, attribute: &str) -> Option<std::ops::Range<usize>> {
+    let Expression::Traversal(traversal) = expr else {
+        return None;
+    };
+    let last = traversal.operators.last()?;
+    match last.value() {
+        TraversalOperator::GetAttr(ident) if ident.as_str() == attribute => ident.span(),
+        _ => None,
+    }
+}
+
+/// For a trail that needs a key: wire the module's one unused key that CloudTrail can
+/// already use, or generate one.
+fn generate_or_wire(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    mut verdict: Verdict,
+) -> Verdict {
+    if verdict.remedy == Remedy::GenerateKey {
+        if let Some(label) = reusable_key(module, resolver, trail) {
+            verdict.remedy = Remedy::WireKey { label };
+        }
+    }
+    verdict
+}
+
+/// The only `aws_kms_key` of the module that CloudTrail can use, is on the trail's provider,
+/// has no `count`/`for_each`, and no trail refers to yet.
+fn reusable_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Option<String> {
+    if trail.meta_argument.is_some() {
+        return None;
+    }
+    let referenced: Vec<String> = module
+        .find_blocks("resource", Some("aws_cloudtrail"), None)
+        .filter_map(|at| {
+            let attr = module.block(at).body.get_attribute("kms_key_id")?;
+            match resolver.value_of(&attr.value, at.file) {
+                Value::KeyAttribute { label, .. } => Some(label),
+                _ => None,
+            }
+        })
+        .collect();
+    let candidates: Vec<String> = module
+        .find_blocks("resource", Some("aws_kms_key"), None)
+        .filter_map(|at| {
+            let block = module.block(at);
+            let label = block.labels.get(1)?.as_str().to_owned();
+            let text = &module.files[at.file].source.text;
+            let single =
+                !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
+            let same_provider = provider_of(text, block) == trail.provider;
+            (single
+                && same_provider
+                && !referenced.contains(&label)
+                && matches!(check_key(module, resolver, &label), KeyVerdict::Usable(_)))
+            .then_some(label)
+        })
+        .collect();
+    match candidates.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
     }
 }

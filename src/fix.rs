@@ -3,13 +3,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::path::{Path, PathBuf};
+
+use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Attribute, Block};
 use hcl_edit::Span;
+use serde_json::json;
 
-use crate::analyze::{Remedy, Trail};
-use crate::key_template::{render_data_source, render_key, KeyParams, TrailName};
+use crate::analyze::{ExtendPolicy, Remedy, Trail};
+use crate::key_check::PolicySource;
+use crate::key_template::{
+    document_statements, jsonencode_statements, render_data_source, render_key, KeyParams,
+    TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
+};
 use crate::model::{Applicability, Edit, FileError, Fix};
-use crate::module::{provider_of, Module};
+use crate::module::{provider_of, BlockRef, Module};
 
 /// `kms_key_id`: the attribute every fix sets.
 const KMS_KEY_ID: &str = "kms_key_id";
@@ -22,6 +30,19 @@ pub struct FixPlanner<'m> {
     used: BTreeSet<(String, String, String)>,
     /// Data sources planned by an earlier fix, by `(data type, provider)`.
     planned_data: BTreeMap<(&'static str, Option<String>), String>,
+    /// Keys whose policy an earlier fix already extends, with that fix's trail.
+    extended: BTreeMap<BlockRef, String>,
+}
+
+/// How a generated key is tied to the trail.
+enum KeyMode<'a> {
+    /// The trail always uses the new key.
+    Dedicated,
+    /// The same, replacing a value a caller could set (so: unsafe).
+    DedicatedUnsafe,
+    /// The key exists only when this expression (the trail's current `kms_key_id`, known at
+    /// plan time) is null or empty; otherwise the trail keeps using the expression.
+    Fallback(&'a str),
 }
 
 impl<'m> FixPlanner<'m> {
@@ -31,42 +52,92 @@ impl<'m> FixPlanner<'m> {
             module,
             used: module.declared.clone(),
             planned_data: BTreeMap::new(),
+            extended: BTreeMap::new(),
         }
     }
 
     /// The fix for a trail, `None` when its remedy is `None`.
     pub fn plan(&mut self, trail: &Trail, remedy: &Remedy) -> Option<Result<Fix, FileError>> {
-        match remedy {
-            Remedy::None => None,
-            Remedy::GenerateKey => Some(self.generate_key(trail)),
-        }
+        let fix = match remedy {
+            Remedy::None => return None,
+            Remedy::GenerateKey => self.generate_key(trail, KeyMode::Dedicated),
+            Remedy::GenerateKeyUnsafe => self.generate_key(trail, KeyMode::DedicatedUnsafe),
+            Remedy::VariableFallback { expression } => {
+                self.generate_key(trail, KeyMode::Fallback(expression))
+            }
+            Remedy::WireKey { label } => self.wire_key(trail, label),
+            Remedy::UseArn { attribute, extend } => {
+                self.use_arn(trail, attribute.clone(), extend.as_ref())
+            }
+            Remedy::ExtendPolicy(extend) => self.extend_policy(trail, extend),
+            Remedy::EnableKey { key } => self.enable_key(*key),
+        };
+        Some(fix)
     }
 
-    fn generate_key(&mut self, trail: &Trail) -> Result<Fix, FileError> {
+    fn trail_error(&self, trail: &Trail, message: String) -> FileError {
+        FileError::at(
+            &self.module.files[trail.at.file].source.path,
+            trail.line,
+            trail.column,
+            message,
+        )
+    }
+
+    fn generate_key(&mut self, trail: &Trail, mode: KeyMode<'_>) -> Result<Fix, FileError> {
         let module = self.module;
         let file = &module.files[trail.at.file];
         let text = &file.source.text;
+        let path = &file.source.path;
         let newline = file.source.newline();
         let block = module.block(trail.at);
 
         let key_label = self.claim_label("resource", "aws_kms_key", &key_label_base(&trail.label));
         let mut new_blocks = Vec::new();
-        let partition = self.data_source("aws_partition", trail, &mut new_blocks);
-        let identity = self.data_source("aws_caller_identity", trail, &mut new_blocks);
-
-        let index = trail
-            .meta_argument
-            .as_ref()
-            .map_or("", |meta| meta.instance_index());
-        let reference = format!("aws_kms_key.{key_label}{index}.arn");
+        let partition =
+            self.data_source("aws_partition", trail.provider.as_deref(), &mut new_blocks);
+        let identity = self.data_source(
+            "aws_caller_identity",
+            trail.provider.as_deref(),
+            &mut new_blocks,
+        );
 
         let mut meta_arguments = Vec::new();
         if let Some(provider) = &trail.provider {
             meta_arguments.push(("provider", provider.clone()));
         }
-        if let Some(meta) = &trail.meta_argument {
-            meta_arguments.push((meta.name(), meta.expression().to_owned()));
-        }
+        let (reference, applicability) = match mode {
+            KeyMode::Dedicated | KeyMode::DedicatedUnsafe => {
+                if let Some(meta) = &trail.meta_argument {
+                    meta_arguments.push((meta.name(), meta.expression().to_owned()));
+                }
+                let index = trail
+                    .meta_argument
+                    .as_ref()
+                    .map_or("", |meta| meta.instance_index());
+                let applicability = if matches!(mode, KeyMode::Dedicated) {
+                    Applicability::Safe
+                } else {
+                    Applicability::Unsafe
+                };
+                (format!("aws_kms_key.{key_label}{index}.arn"), applicability)
+            }
+            KeyMode::Fallback(expression) => {
+                let operand = if is_simple_operand(expression) {
+                    expression.to_owned()
+                } else {
+                    format!("({expression})")
+                };
+                meta_arguments.push((
+                    "count",
+                    format!("{operand} == null || {operand} == \"\" ? 1 : 0"),
+                ));
+                (
+                    format!("coalesce({expression}, one(aws_kms_key.{key_label}[*].arn))"),
+                    Applicability::Unsafe,
+                )
+            }
+        };
         let trail_name = trail_name(text, block);
         let key = render_key(&KeyParams {
             key_label: &key_label,
@@ -77,32 +148,207 @@ impl<'m> FixPlanner<'m> {
             identity_label: &identity,
         });
 
-        let wire = wire_kms_key_id(text, block, &reference, newline).ok_or_else(|| {
-            let (line, column) = (trail.line, trail.column);
-            FileError::at(
-                &file.source.path,
-                line,
-                column,
-                format!(
-                    "{}: cannot locate the block's braces to insert kms_key_id",
-                    trail.address
-                ),
-            )
-        })?;
+        let wire =
+            set_attribute(text, block, KMS_KEY_ID, &reference, newline).ok_or_else(|| {
+                self.trail_error(
+                    trail,
+                    format!(
+                        "{}: cannot locate the block's braces to set kms_key_id",
+                        trail.address
+                    ),
+                )
+            })?;
         let mut blocks = vec![key];
         blocks.extend(new_blocks.iter().map(|(_, text)| text.clone()));
         let append = append_after_block(text, block, &blocks, newline);
 
         let mut title = format!("generate aws_kms_key.{key_label}");
+        if let KeyMode::Fallback(expression) = mode {
+            title.push_str(&format!(
+                " (created only when {expression} is null or empty)"
+            ));
+        }
         for (address, _) in &new_blocks {
             title.push_str(&format!(" and {address}"));
         }
         title.push_str(&format!(" and set {KMS_KEY_ID} = {reference}"));
         Ok(Fix {
-            path: file.source.path.clone(),
             title,
+            applicability,
+            edits: vec![with_path(path, wire), with_path(path, append)],
+            note: None,
+        })
+    }
+
+    fn wire_key(&mut self, trail: &Trail, label: &str) -> Result<Fix, FileError> {
+        let file = &self.module.files[trail.at.file];
+        let reference = format!("aws_kms_key.{label}.arn");
+        let edit = set_attribute(
+            &file.source.text,
+            self.module.block(trail.at),
+            KMS_KEY_ID,
+            &reference,
+            file.source.newline(),
+        )
+        .ok_or_else(|| {
+            self.trail_error(
+                trail,
+                format!(
+                    "{}: cannot locate the block's braces to set kms_key_id",
+                    trail.address
+                ),
+            )
+        })?;
+        Ok(Fix {
+            title: format!("set {KMS_KEY_ID} = {reference} (an existing key whose policy already lets CloudTrail use it)"),
             applicability: Applicability::Safe,
-            edits: vec![wire, append],
+            edits: vec![with_path(&file.source.path, edit)],
+            note: None,
+        })
+    }
+
+    fn use_arn(
+        &mut self,
+        trail: &Trail,
+        attribute: std::ops::Range<usize>,
+        extend: Option<&ExtendPolicy>,
+    ) -> Result<Fix, FileError> {
+        let path = &self.module.files[trail.at.file].source.path;
+        let mut fix = Fix {
+            title: "refer to the key's .arn".to_owned(),
+            applicability: Applicability::Safe,
+            edits: vec![Edit {
+                path: path.clone(),
+                range: attribute,
+                text: "arn".to_owned(),
+            }],
+            note: None,
+        };
+        if let Some(extend) = extend {
+            let more = self.extend_policy(trail, extend)?;
+            fix.title = format!("{} and {}", fix.title, more.title);
+            fix.applicability = fix.applicability.min(more.applicability);
+            fix.edits.extend(more.edits);
+            fix.note = more.note;
+        }
+        Ok(fix)
+    }
+
+    fn enable_key(&mut self, key: BlockRef) -> Result<Fix, FileError> {
+        let file = &self.module.files[key.file];
+        let block = self.module.block(key);
+        let label = block.labels.get(1).map_or("", |l| l.as_str());
+        let edits = block
+            .body
+            .get_attribute("is_enabled")
+            .and_then(|attr| attr.value.span())
+            .map(|range| {
+                vec![Edit {
+                    path: file.source.path.clone(),
+                    range,
+                    text: "true".to_owned(),
+                }]
+            })
+            .unwrap_or_default();
+        Ok(Fix {
+            title: format!("enable aws_kms_key.{label} (is_enabled = true)"),
+            applicability: Applicability::DisplayOnly,
+            edits,
+            note: Some("a key is usually disabled on purpose (compromise, retirement): enable it only if that reason no longer holds, or point the trail at another key".to_owned()),
+        })
+    }
+
+    fn extend_policy(&mut self, trail: &Trail, extend: &ExtendPolicy) -> Result<Fix, FileError> {
+        let module = self.module;
+        let key_block = module.block(extend.key);
+        let key_label = key_block
+            .labels
+            .get(1)
+            .map_or("", |l| l.as_str())
+            .to_owned();
+        if let Some(first) = self.extended.get(&extend.key) {
+            return Ok(Fix {
+                title: format!(
+                    "covered by the change to aws_kms_key.{key_label}'s policy planned for {first}"
+                ),
+                applicability: Applicability::Unsafe,
+                edits: Vec::new(),
+                note: None,
+            });
+        }
+        let key_provider = provider_of(&module.files[extend.key.file].source.text, key_block);
+        let mut new_blocks = Vec::new();
+        let partition = self.data_source("aws_partition", key_provider.as_deref(), &mut new_blocks);
+        let identity = self.data_source(
+            "aws_caller_identity",
+            key_provider.as_deref(),
+            &mut new_blocks,
+        );
+        let missing = extend.missing.join(" and ");
+        let (holder, edits, what) = match &extend.source {
+            PolicySource::Jsonencode(holder) => {
+                let edit = extend_jsonencode(module, *holder, &partition, &identity);
+                (
+                    *holder,
+                    edit,
+                    "add CloudTrail's statements to the jsonencode policy of",
+                )
+            }
+            PolicySource::Document(document) => {
+                let edit = extend_document(module, *document, &partition, &identity);
+                (
+                    *document,
+                    edit,
+                    "add CloudTrail's statements to the policy document of",
+                )
+            }
+            PolicySource::Default => {
+                let edit = add_policy(module, extend.key, &partition, &identity);
+                (
+                    extend.key,
+                    edit,
+                    "give a policy (account administration plus CloudTrail) to",
+                )
+            }
+            PolicySource::Opaque(holder) => (*holder, None, ""),
+        };
+        let Some(edit) = edits else {
+            // Heredocs, files, templates: show exactly what to add.
+            let statements = json_statements();
+            return Ok(Fix {
+                title: format!("add CloudTrail's statements to aws_kms_key.{key_label}'s policy by hand"),
+                applicability: Applicability::DisplayOnly,
+                edits: Vec::new(),
+                note: Some(format!(
+                    "the policy is written in a form ctfix does not edit (heredoc, file or template); add these statements to it, with your partition and account id, so that CloudTrail is allowed {missing}:\n{statements}"
+                )),
+            });
+        };
+        self.extended.insert(extend.key, trail.address.clone());
+        let mut all = vec![edit];
+        if !new_blocks.is_empty() {
+            let file = &module.files[holder.file];
+            let texts: Vec<String> = new_blocks.iter().map(|(_, text)| text.clone()).collect();
+            let append = append_after_block(
+                &file.source.text,
+                module.block(holder),
+                &texts,
+                file.source.newline(),
+            );
+            all.push(with_path(&file.source.path, append));
+        }
+        let mut title = format!("{what} aws_kms_key.{key_label} (it lacks {missing})");
+        for (address, _) in &new_blocks {
+            title.push_str(&format!(" and add {address}"));
+        }
+        Ok(Fix {
+            title,
+            applicability: Applicability::Unsafe,
+            edits: all,
+            note: Some(
+                "changing an existing key's policy affects every user of the key: review it"
+                    .to_owned(),
+            ),
         })
     }
 
@@ -122,23 +368,22 @@ impl<'m> FixPlanner<'m> {
         candidate
     }
 
-    /// The label of a usable `data "<data_type>"` on the trail's provider: an existing one, one
-    /// an earlier fix added, or a new one pushed onto `new_blocks` as `(address, text)`.
+    /// The label of a usable `data "<data_type>"` on `provider`: an existing one, one an
+    /// earlier fix added, or a new one pushed onto `new_blocks` as `(address, text)`.
     fn data_source(
         &mut self,
         data_type: &'static str,
-        trail: &Trail,
+        provider: Option<&str>,
         new_blocks: &mut Vec<(String, String)>,
     ) -> String {
-        if let Some(label) = existing_data_source(self.module, data_type, trail.provider.as_deref())
-        {
+        if let Some(label) = existing_data_source(self.module, data_type, provider) {
             return label;
         }
-        let key = (data_type, trail.provider.clone());
+        let key = (data_type, provider.map(str::to_owned));
         if let Some(label) = self.planned_data.get(&key) {
             return label.clone();
         }
-        let base = match &trail.provider {
+        let base = match provider {
             None => "current".to_owned(),
             Some(provider) => provider
                 .rsplit('.')
@@ -150,11 +395,183 @@ impl<'m> FixPlanner<'m> {
         let label = self.claim_label("data", data_type, &base);
         new_blocks.push((
             format!("data.{data_type}.{label}"),
-            render_data_source(data_type, &label, trail.provider.as_deref()),
+            render_data_source(data_type, &label, provider),
         ));
         self.planned_data.insert(key, label.clone());
         label
     }
+}
+
+/// Whether an expression can stand before `==` without parentheses.
+fn is_simple_operand(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']' | '"'))
+}
+
+fn with_path(path: &Path, edit: Edit) -> Edit {
+    Edit {
+        path: path.to_path_buf(),
+        ..edit
+    }
+}
+
+/// The CloudTrail statements as plain JSON, for policies ctfix shows rather than edits.
+fn json_statements() -> String {
+    let statements = json!([
+        {
+            "Sid": "AllowCloudTrailToEncryptLogs",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+            "Condition": { "StringLike": { "kms:EncryptionContext:aws:cloudtrail:arn": "arn:<partition>:cloudtrail:*:<account-id>:trail/*" } }
+        },
+        {
+            "Sid": "AllowCloudTrailToDescribeKey",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+            "Action": "kms:DescribeKey",
+            "Resource": "*"
+        }
+    ]);
+    serde_json::to_string_pretty(&statements).unwrap_or_default()
+}
+
+/// Adds the CloudTrail statements to the `Statement` list of `policy = jsonencode({...})` on
+/// the block at `holder`.
+fn extend_jsonencode(
+    module: &Module,
+    holder: BlockRef,
+    partition: &str,
+    identity: &str,
+) -> Option<Edit> {
+    let file = &module.files[holder.file];
+    let text = &file.source.text;
+    let newline = file.source.newline();
+    let policy = module.block(holder).body.get_attribute("policy")?;
+    let Expression::FuncCall(call) = &policy.value else {
+        return None;
+    };
+    let Some(Expression::Object(object)) = call.args.iter().next() else {
+        return None;
+    };
+    let statements = object.iter().find_map(|(key, value)| {
+        let name = match key {
+            ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+            ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+            ObjectKey::Expression(_) => return None,
+        };
+        (name == "Statement").then_some(value.expr())
+    })?;
+    let Expression::Array(array) = statements else {
+        return None;
+    };
+    let last = array.iter().last()?;
+    let last_span = last.span()?;
+    let array_span = array.span()?;
+    let indent = line_indent(text, last_span.start);
+    let rendered: Vec<String> = jsonencode_statements(&CLOUDTRAIL_SIDS, partition, identity)
+        .iter()
+        .map(|statement| indent_lines(statement, &indent, newline))
+        .collect();
+    let close = array_span.end - 1;
+    let between = &text[last_span.end..close];
+    if let Some(comma) = between.find(',') {
+        let at = line_end(text, last_span.end + comma);
+        let mut new = String::new();
+        for statement in &rendered {
+            new.push_str(newline);
+            new.push_str(statement);
+            new.push(',');
+        }
+        Some(Edit {
+            path: file.source.path.clone(),
+            range: at..at,
+            text: new,
+        })
+    } else {
+        let mut new = String::new();
+        for statement in &rendered {
+            new.push(',');
+            new.push_str(newline);
+            new.push_str(statement);
+        }
+        Some(Edit {
+            path: file.source.path.clone(),
+            range: last_span.end..last_span.end,
+            text: new,
+        })
+    }
+}
+
+/// Adds the CloudTrail `statement` blocks at the end of a policy document.
+fn extend_document(
+    module: &Module,
+    document: BlockRef,
+    partition: &str,
+    identity: &str,
+) -> Option<Edit> {
+    let file = &module.files[document.file];
+    let text = &file.source.text;
+    let newline = file.source.newline();
+    let block = module.block(document);
+    let span = block.span()?;
+    let close = span.end - 1;
+    let close_line_start = text[..close].rfind('\n').map_or(0, |i| i + 1);
+    if !text[close_line_start..close].trim().is_empty() {
+        return None; // `}` shares its line with other text: leave it to a human.
+    }
+    let indent = format!("{}  ", line_indent(text, span.start));
+    let mut new = String::new();
+    for statement in document_statements(partition, identity) {
+        new.push_str(newline);
+        new.push_str(&indent_lines(&statement, &indent, newline));
+        new.push_str(newline);
+    }
+    Some(Edit {
+        path: file.source.path.clone(),
+        range: close_line_start..close_line_start,
+        text: new,
+    })
+}
+
+/// Gives a key without a policy one: account administration plus the CloudTrail statements.
+fn add_policy(module: &Module, key: BlockRef, partition: &str, identity: &str) -> Option<Edit> {
+    let file = &module.files[key.file];
+    let newline = file.source.newline();
+    let statements = jsonencode_statements(
+        &[ADMIN_SID, CLOUDTRAIL_SIDS[0], CLOUDTRAIL_SIDS[1]],
+        partition,
+        identity,
+    );
+    let mut value = String::from("jsonencode({\n  Version = \"2012-10-17\"\n  Statement = [\n");
+    for statement in &statements {
+        value.push_str(&indent_lines(statement, "    ", "\n"));
+        value.push_str(",\n");
+    }
+    value.push_str("  ]\n})");
+    let edit = set_attribute(
+        &file.source.text,
+        module.block(key),
+        "policy",
+        &value,
+        newline,
+    )?;
+    Some(with_path(&file.source.path, edit))
+}
+
+/// Prefixes every non-empty line with `indent` and joins with `newline`.
+fn indent_lines(text: &str, indent: &str, newline: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{indent}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(newline)
 }
 
 /// The base of a generated key's label: readable and tied to the trail.
@@ -214,16 +631,24 @@ fn trail_name(text: &str, block: &Block) -> TrailName {
     }
 }
 
-/// The edit that makes `kms_key_id` equal `reference`: replace the value of an existing
-/// top-level `kms_key_id`, or insert one after the last top-level attribute, aligned the way
-/// `terraform fmt` aligns it.
-fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) -> Option<Edit> {
-    if let Some(attr) = block.body.get_attribute(KMS_KEY_ID) {
+/// The edit that makes the top-level attribute `name` equal `value` (text, lines after the
+/// first relative to the attribute): replace an existing value, or insert the attribute
+/// aligned the way `terraform fmt` aligns it. The edit's path is left empty for the caller.
+fn set_attribute(
+    text: &str,
+    block: &Block,
+    name: &str,
+    value: &str,
+    newline: &str,
+) -> Option<Edit> {
+    if let Some(attr) = block.body.get_attribute(name) {
         return Some(Edit {
+            path: PathBuf::new(),
             range: attr.value.span()?,
-            text: reference.to_owned(),
+            text: value.to_owned(),
         });
     }
+    let multi_line = value.contains('\n');
     let block_span = block.span()?;
     let close = block_span.end.checked_sub(1)?;
     if text.as_bytes().get(close) != Some(&b'}') {
@@ -231,6 +656,8 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
     }
     let open = open_brace(text, block)?;
     let block_indent = line_indent(text, block_span.start);
+    // `value`'s later lines, indented under the attribute.
+    let value_at = |indent: &str| indent_lines_after_first(value, indent, newline);
 
     // A body on one line (`{}` or `{ name = "x" }`) is opened up: the only case where the
     // inserted text spans an existing line.
@@ -238,30 +665,32 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
         let indent = format!("{block_indent}  ");
         let inner = text[open + 1..close].trim();
         let mut new = format!("{{{newline}");
-        // A one-line body holds at most one attribute; it and kms_key_id form one group.
+        // A one-line body holds at most one attribute; it and the new one form one group.
         let sole = block.body.attributes().next().and_then(|attr| {
             let whole = text.get(attr.span()?)?;
-            let value = text.get(attr.value.span()?)?;
-            (whole == inner).then(|| (attr.key.as_str().to_owned(), value.to_owned()))
+            let existing = text.get(attr.value.span()?)?;
+            (whole == inner).then(|| (attr.key.as_str().to_owned(), existing.to_owned()))
         });
         match sole {
-            Some((key, value)) => {
-                let width = key.chars().count().max(KMS_KEY_ID.len());
-                new.push_str(&format!("{indent}{key:<width$} = {value}{newline}"));
+            Some((key, existing)) if !multi_line => {
+                let width = key.chars().count().max(name.chars().count());
+                new.push_str(&format!("{indent}{key:<width$} = {existing}{newline}"));
                 new.push_str(&format!(
-                    "{indent}{KMS_KEY_ID:<width$} = {reference}{newline}"
+                    "{indent}{name:<width$} = {}{newline}",
+                    value_at(&indent)
                 ));
             }
-            None if inner.is_empty() => {
-                new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}"));
+            _ if inner.is_empty() => {
+                new.push_str(&format!("{indent}{name} = {}{newline}", value_at(&indent)));
             }
-            None => {
+            _ => {
                 new.push_str(&format!("{indent}{inner}{newline}{newline}"));
-                new.push_str(&format!("{indent}{KMS_KEY_ID} = {reference}{newline}"));
+                new.push_str(&format!("{indent}{name} = {}{newline}", value_at(&indent)));
             }
         }
         new.push_str(&format!("{block_indent}}}"));
         return Some(Edit {
+            path: PathBuf::new(),
             range: open..close + 1,
             text: new,
         });
@@ -274,55 +703,81 @@ fn wire_kms_key_id(text: &str, block: &Block, reference: &str, newline: &str) ->
             first_structure_indent(text, block).unwrap_or_else(|| format!("{block_indent}  "));
         let at = line_end(text, open);
         return Some(Edit {
+            path: PathBuf::new(),
             range: at..at,
-            text: format!("{newline}{indent}{KMS_KEY_ID} = {reference}"),
+            text: format!("{newline}{indent}{name} = {}", value_at(&indent)),
         });
     }
     let groups = alignment_groups(text, &attributes)?;
-    // Prefer joining the last group already at least as wide as `kms_key_id` (nothing else
-    // moves); otherwise go after the last attribute, as a group of its own.
-    let (after, line_for) = match groups.iter().rev().find(|g| g.width >= KMS_KEY_ID.len()) {
+    let width_needed = name.chars().count();
+    // A one-line value prefers joining the last group already at least as wide as its key
+    // (nothing else moves); otherwise it goes after the last attribute, as a group of its
+    // own. A multi-line value belongs to no group.
+    let joinable = if multi_line {
+        None
+    } else {
+        groups.iter().rev().find(|g| g.width >= width_needed)
+    };
+    let (after, placement) = match joinable {
         Some(group) => (attributes[group.last], Placement::Join(group.width)),
         None => {
             let last = attributes.len() - 1;
             let in_group = groups.iter().any(|g| g.last == last);
-            let placement = if in_group {
+            let placement = if in_group && !multi_line {
                 Placement::OwnGroup
             } else {
-                Placement::AfterMultiLine
+                Placement::Plain
             };
             (attributes[last], placement)
         }
     };
     let span = after.span()?;
     let indent = line_indent(text, span.start);
-    let line = match line_for {
-        Placement::Join(width) => format!("{indent}{KMS_KEY_ID:<width$} = {reference}"),
-        Placement::OwnGroup => format!("{newline}{indent}{KMS_KEY_ID} = {reference}"),
-        Placement::AfterMultiLine => format!("{indent}{KMS_KEY_ID} = {reference}"),
+    let value = value_at(&indent);
+    let line = match placement {
+        Placement::Join(width) => format!("{indent}{name:<width$} = {value}"),
+        Placement::OwnGroup => format!("{newline}{indent}{name} = {value}"),
+        Placement::Plain => format!("{indent}{name} = {value}"),
     };
     if text[..span.end].ends_with('\n') {
         // A value that ends with its own newline (a heredoc): insert on the next line.
         return Some(Edit {
+            path: PathBuf::new(),
             range: span.end..span.end,
             text: format!("{line}{newline}"),
         });
     }
     let at = line_end(text, span.end);
     Some(Edit {
+        path: PathBuf::new(),
         range: at..at,
         text: format!("{newline}{line}"),
     })
 }
 
-/// Where the new `kms_key_id` line goes relative to the attribute it follows.
+/// The first line of `text` as is, later lines prefixed with `indent`, joined by `newline`.
+fn indent_lines_after_first(text: &str, indent: &str, newline: &str) -> String {
+    let mut lines = text.lines();
+    let mut out = lines.next().unwrap_or("").to_owned();
+    for line in lines {
+        out.push_str(newline);
+        if !line.is_empty() {
+            out.push_str(indent);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Where a new attribute line goes relative to the attribute it follows.
 enum Placement {
     /// Into that attribute's alignment group, padded to the group's key width.
     Join(usize),
     /// After a blank line, so the group above keeps its alignment.
     OwnGroup,
-    /// Right after a multi-line value, which ends any group.
-    AfterMultiLine,
+    /// Right after it with one space before `=`: after a multi-line value (which ends any
+    /// group), or a multi-line value itself (which joins none).
+    Plain,
 }
 
 /// A run of top-level attributes `terraform fmt` aligns together.
@@ -441,6 +896,7 @@ fn append_after_block(text: &str, block: &Block, blocks: &[String], newline: &st
                 new.push_str(newline);
             }
             Edit {
+                path: PathBuf::new(),
                 range: at..at,
                 text: new,
             }
@@ -453,6 +909,7 @@ fn append_after_block(text: &str, block: &Block, blocks: &[String], newline: &st
                 new.push_str(block);
             }
             Edit {
+                path: PathBuf::new(),
                 range: text.len()..text.len(),
                 text: new,
             }

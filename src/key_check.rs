@@ -12,7 +12,9 @@ use hcl_edit::Span;
 use serde_json::{json, Map, Value as Json};
 
 use crate::module::{BlockRef, Module};
-use crate::policy::{cloudtrail_can_use_key, Conditions};
+use crate::policy::{
+    cloudtrail_can_use_key, evaluate, Conditions, Decision, Principal, Request, CLOUDTRAIL_SERVICE,
+};
 use crate::resolve::{Resolver, Value, UNKNOWN_PART};
 
 /// Where a key's policy is written, which decides how a fix can extend it.
@@ -46,6 +48,8 @@ pub enum KeyVerdict {
         /// Where the policy lives.
         source: PolicySource,
     },
+    /// A `Deny` statement keeps CloudTrail from using the key; adding grants cannot help.
+    Denied(BlockRef),
     /// The policy cannot be read (built from values ctfix cannot resolve).
     PolicyUnknown(BlockRef, String),
     /// Usable by CloudTrail.
@@ -54,7 +58,10 @@ pub enum KeyVerdict {
 
 /// Judges `aws_kms_key.<label>`.
 pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVerdict {
-    let Some(key) = module.find_blocks("resource", Some("aws_kms_key"), Some(label)).next() else {
+    let Some(key) = module
+        .find_blocks("resource", Some("aws_kms_key"), Some(label))
+        .next()
+    else {
         return if module.is_declared("resource", "aws_kms_key", label) {
             KeyVerdict::Unreadable
         } else {
@@ -68,7 +75,14 @@ pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVe
         }
     }
     let (holder, policy_expr) = match key_policy_resource(module, resolver, label) {
-        Some(at) => (at, module.block(at).body.get_attribute("policy").map(|a| &a.value)),
+        Some(at) => (
+            at,
+            module
+                .block(at)
+                .body
+                .get_attribute("policy")
+                .map(|a| &a.value),
+        ),
         None => (key, block.body.get_attribute("policy").map(|a| &a.value)),
     };
     let Some(policy_expr) = policy_expr else {
@@ -98,7 +112,29 @@ fn verdict_for(key: BlockRef, policy: &Json, source: PolicySource) -> KeyVerdict
         Conditions::AssumeAllowConditionsMet,
     ) {
         Ok(()) => KeyVerdict::Usable(key),
-        Err(missing) => KeyVerdict::MissingGrant { key, missing, source },
+        Err(missing) => {
+            let context = std::collections::BTreeMap::new();
+            let denied = ["kms:GenerateDataKey", "kms:DescribeKey"]
+                .into_iter()
+                .any(|action| {
+                    let request = Request {
+                        principal: Principal::Service(CLOUDTRAIL_SERVICE),
+                        action,
+                        context: &context,
+                    };
+                    evaluate(policy, &request, Conditions::AssumeAllowConditionsMet)
+                        == Decision::ExplicitlyDenied
+                });
+            if denied {
+                KeyVerdict::Denied(key)
+            } else {
+                KeyVerdict::MissingGrant {
+                    key,
+                    missing,
+                    source,
+                }
+            }
+        }
     }
 }
 
@@ -135,34 +171,59 @@ enum Kind {
 
 /// Reads a policy expression into JSON. Unknown values inside become their source text (or
 /// `${…}`), which never matches a principal or action by accident.
-fn read_policy(module: &Module, resolver: &Resolver<'_>, expr: &Expression, file: usize, depth: usize) -> Result<(Json, Kind), String> {
+fn read_policy(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    expr: &Expression,
+    file: usize,
+    depth: usize,
+) -> Result<(Json, Kind), String> {
     if depth > 8 {
         return Err("the policy is built through too many indirections".into());
     }
     match expr {
         Expression::FuncCall(call) if call.name.name.as_str() == "jsonencode" => {
-            let arg = call.args.iter().next().ok_or("jsonencode() without an argument")?;
+            let arg = call
+                .args
+                .iter()
+                .next()
+                .ok_or("jsonencode() without an argument")?;
             Ok((to_json(module, resolver, arg, file), Kind::Jsonencode))
         }
-        Expression::FuncCall(call) if matches!(call.name.name.as_str(), "file" | "templatefile") => {
-            let arg = call.args.iter().next().ok_or("file() without an argument")?;
-            let path = module_relative_path(module, arg, file).ok_or("a policy file whose path ctfix cannot resolve")?;
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Expression::FuncCall(call)
+            if matches!(call.name.name.as_str(), "file" | "templatefile") =>
+        {
+            let arg = call
+                .args
+                .iter()
+                .next()
+                .ok_or("file() without an argument")?;
+            let path = module_relative_path(module, arg, file)
+                .ok_or("a policy file whose path ctfix cannot resolve")?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             parse_json_text(&text).map(|json| (json, Kind::Opaque))
         }
         Expression::Traversal(traversal) => {
             // data.aws_iam_policy_document.<x>.json
             if let Some(at) = policy_document_ref(module, expr) {
-                return Ok((document_to_json(module, resolver, at, 0), Kind::Document(at)));
+                return Ok((
+                    document_to_json(module, resolver, at, 0),
+                    Kind::Document(at),
+                ));
             }
             // local.<x> holding the policy expression.
-            if let (Expression::Variable(root), Some(name)) = (&traversal.expr, traversal.operators.first().and_then(|op| match op.value() {
-                hcl_edit::expr::TraversalOperator::GetAttr(ident) => Some(ident.as_str()),
-                _ => None,
-            })) {
+            if let (Expression::Variable(root), Some(name)) = (
+                &traversal.expr,
+                traversal.operators.first().and_then(|op| match op.value() {
+                    hcl_edit::expr::TraversalOperator::GetAttr(ident) => Some(ident.as_str()),
+                    _ => None,
+                }),
+            ) {
                 if root.as_str() == "local" && traversal.operators.len() == 1 {
                     if let Some((local_file, local_expr)) = find_local(module, name) {
-                        let (json, _) = read_policy(module, resolver, local_expr, local_file, depth + 1)?;
+                        let (json, _) =
+                            read_policy(module, resolver, local_expr, local_file, depth + 1)?;
                         return Ok((json, Kind::Opaque));
                     }
                 }
@@ -176,7 +237,8 @@ fn read_policy(module: &Module, resolver: &Resolver<'_>, expr: &Expression, file
 fn opaque_string(value: Value) -> Result<(Json, Kind), String> {
     match value {
         Value::String(text) => parse_json_text(&text).map(|json| (json, Kind::Opaque)),
-        Value::Partial(text) => parse_json_text(&text.replace(UNKNOWN_PART, "${unknown}")).map(|json| (json, Kind::Opaque)),
+        Value::Partial(text) => parse_json_text(&text.replace(UNKNOWN_PART, "${unknown}"))
+            .map(|json| (json, Kind::Opaque)),
         Value::External(what) => Err(format!("the policy comes from {what}, outside the module")),
         Value::Unknown(why) => Err(format!("the policy depends on {why}")),
         other => Err(format!("the policy is not a JSON document ({other:?})")),
@@ -189,14 +251,22 @@ fn parse_json_text(text: &str) -> Result<Json, String> {
 
 fn find_local<'m>(module: &'m Module, name: &str) -> Option<(usize, &'m Expression)> {
     module.find_blocks("locals", None, None).find_map(|at| {
-        module.block(at).body.get_attribute(name).map(|attr| (at.file, &attr.value))
+        module
+            .block(at)
+            .body
+            .get_attribute(name)
+            .map(|attr| (at.file, &attr.value))
     })
 }
 
 /// `data.aws_iam_policy_document.<x>.json` → the data block.
 pub fn policy_document_ref(module: &Module, expr: &Expression) -> Option<BlockRef> {
-    let Expression::Traversal(traversal) = expr else { return None };
-    let Expression::Variable(root) = &traversal.expr else { return None };
+    let Expression::Traversal(traversal) = expr else {
+        return None;
+    };
+    let Expression::Variable(root) = &traversal.expr else {
+        return None;
+    };
     if root.as_str() != "data" {
         return None;
     }
@@ -211,11 +281,17 @@ pub fn policy_document_ref(module: &Module, expr: &Expression) -> Option<BlockRe
     if names.len() != 3 || names[0] != "aws_iam_policy_document" || names[2] != "json" {
         return None;
     }
-    module.find_blocks("data", Some("aws_iam_policy_document"), Some(names[1])).next()
+    module
+        .find_blocks("data", Some("aws_iam_policy_document"), Some(names[1]))
+        .next()
 }
 
 /// `"${path.module}/policy.json"` and plain relative strings, resolved against the module.
-fn module_relative_path(module: &Module, expr: &Expression, file: usize) -> Option<std::path::PathBuf> {
+fn module_relative_path(
+    module: &Module,
+    expr: &Expression,
+    file: usize,
+) -> Option<std::path::PathBuf> {
     let text = module.text_of(file, expr)?;
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     let relative = inner
@@ -236,14 +312,23 @@ fn to_json(module: &Module, resolver: &Resolver<'_>, expr: &Expression, file: us
         Expression::Number(n) => n.value().as_f64().map_or(Json::Null, |f| json!(f)),
         Expression::String(s) => Json::String(s.value().clone()),
         Expression::Parenthesis(p) => to_json(module, resolver, p.inner(), file),
-        Expression::Array(array) => Json::Array(array.iter().map(|e| to_json(module, resolver, e, file)).collect()),
+        Expression::Array(array) => Json::Array(
+            array
+                .iter()
+                .map(|e| to_json(module, resolver, e, file))
+                .collect(),
+        ),
         Expression::Object(object) => {
             let mut map = Map::new();
             for (key, value) in object.iter() {
                 let key = match key {
                     ObjectKey::Ident(ident) => ident.as_str().to_owned(),
                     ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-                    ObjectKey::Expression(other) => module.text_of(file, other).unwrap_or("?").trim_matches('"').to_owned(),
+                    ObjectKey::Expression(other) => module
+                        .text_of(file, other)
+                        .unwrap_or("?")
+                        .trim_matches('"')
+                        .to_owned(),
                 };
                 map.insert(key, to_json(module, resolver, value.expr(), file));
             }
@@ -263,8 +348,17 @@ fn value_to_json(value: Value) -> Option<Json> {
         Value::Number(n) => json!(n),
         Value::String(s) => Json::String(s),
         Value::Partial(s) => Json::String(s.replace(UNKNOWN_PART, "${unknown}")),
-        Value::List(items) => Json::Array(items.into_iter().map(value_to_json).collect::<Option<_>>()?),
-        Value::Object(map) => Json::Object(map.into_iter().map(|(k, v)| Some((k, value_to_json(v)?))).collect::<Option<_>>()?),
+        Value::List(items) => Json::Array(
+            items
+                .into_iter()
+                .map(value_to_json)
+                .collect::<Option<_>>()?,
+        ),
+        Value::Object(map) => Json::Object(
+            map.into_iter()
+                .map(|(k, v)| Some((k, value_to_json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
         _ => return None,
     })
 }
@@ -275,13 +369,25 @@ fn document_to_json(module: &Module, resolver: &Resolver<'_>, at: BlockRef, dept
     let block = module.block(at);
     let mut statements: Vec<Json> = Vec::new();
     let documents = |name: &str| -> Vec<BlockRef> {
-        let Some(attr) = block.body.get_attribute(name) else { return Vec::new() };
-        let Expression::Array(array) = &attr.value else { return Vec::new() };
-        array.iter().filter_map(|e| policy_document_ref(module, e)).collect()
+        let Some(attr) = block.body.get_attribute(name) else {
+            return Vec::new();
+        };
+        let Expression::Array(array) = &attr.value else {
+            return Vec::new();
+        };
+        array
+            .iter()
+            .filter_map(|e| policy_document_ref(module, e))
+            .collect()
     };
     if depth < 8 {
         for source in documents("source_policy_documents") {
-            statements.extend(document_statements(document_to_json(module, resolver, source, depth + 1)));
+            statements.extend(document_statements(document_to_json(
+                module,
+                resolver,
+                source,
+                depth + 1,
+            )));
         }
     }
     for statement in block.body.get_blocks("statement") {
@@ -289,9 +395,14 @@ fn document_to_json(module: &Module, resolver: &Resolver<'_>, at: BlockRef, dept
     }
     if depth < 8 {
         for over in documents("override_policy_documents") {
-            for statement in document_statements(document_to_json(module, resolver, over, depth + 1)) {
+            for statement in
+                document_statements(document_to_json(module, resolver, over, depth + 1))
+            {
                 let sid = statement.get("Sid").cloned();
-                match statements.iter_mut().find(|s| sid.is_some() && s.get("Sid") == sid.as_ref()) {
+                match statements
+                    .iter_mut()
+                    .find(|s| sid.is_some() && s.get("Sid") == sid.as_ref())
+                {
                     Some(existing) => *existing = statement,
                     None => statements.push(statement),
                 }
@@ -308,24 +419,49 @@ fn document_statements(document: Json) -> Vec<Json> {
     }
 }
 
-fn statement_to_json(module: &Module, resolver: &Resolver<'_>, statement: &Block, file: usize) -> Json {
+fn statement_to_json(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    statement: &Block,
+    file: usize,
+) -> Json {
     let mut out = Map::new();
-    let attr = |name: &str| statement.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
+    let attr = |name: &str| {
+        statement
+            .body
+            .get_attribute(name)
+            .map(|a| to_json(module, resolver, &a.value, file))
+    };
     if let Some(sid) = attr("sid") {
         out.insert("Sid".into(), sid);
     }
     out.insert("Effect".into(), attr("effect").unwrap_or(json!("Allow")));
-    for (hcl, key) in [("actions", "Action"), ("not_actions", "NotAction"), ("resources", "Resource"), ("not_resources", "NotResource")] {
+    for (hcl, key) in [
+        ("actions", "Action"),
+        ("not_actions", "NotAction"),
+        ("resources", "Resource"),
+        ("not_resources", "NotResource"),
+    ] {
         if let Some(value) = attr(hcl) {
             out.insert(key.into(), value);
         }
     }
-    for (hcl, key) in [("principals", "Principal"), ("not_principals", "NotPrincipal")] {
+    for (hcl, key) in [
+        ("principals", "Principal"),
+        ("not_principals", "NotPrincipal"),
+    ] {
         let mut principals = Map::new();
         for block in statement.body.get_blocks(hcl) {
-            let get = |name: &str| block.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
+            let get = |name: &str| {
+                block
+                    .body
+                    .get_attribute(name)
+                    .map(|a| to_json(module, resolver, &a.value, file))
+            };
             if let (Some(Json::String(kind)), Some(ids)) = (get("type"), get("identifiers")) {
-                let entry = principals.entry(kind).or_insert_with(|| Json::Array(Vec::new()));
+                let entry = principals
+                    .entry(kind)
+                    .or_insert_with(|| Json::Array(Vec::new()));
                 if let (Json::Array(list), Json::Array(new)) = (entry, ids) {
                     list.extend(new);
                 }
@@ -333,15 +469,28 @@ fn statement_to_json(module: &Module, resolver: &Resolver<'_>, statement: &Block
         }
         if !principals.is_empty() {
             // `type = "*"` with identifiers ["*"] is the wildcard principal.
-            let value = if principals.keys().all(|k| k == "*") { json!("*") } else { Json::Object(principals) };
+            let value = if principals.keys().all(|k| k == "*") {
+                json!("*")
+            } else {
+                Json::Object(principals)
+            };
             out.insert(key.into(), value);
         }
     }
     let mut conditions = Map::new();
     for condition in statement.body.get_blocks("condition") {
-        let get = |name: &str| condition.body.get_attribute(name).map(|a| to_json(module, resolver, &a.value, file));
-        if let (Some(Json::String(test)), Some(Json::String(variable)), Some(values)) = (get("test"), get("variable"), get("values")) {
-            let entry = conditions.entry(test).or_insert_with(|| Json::Object(Map::new()));
+        let get = |name: &str| {
+            condition
+                .body
+                .get_attribute(name)
+                .map(|a| to_json(module, resolver, &a.value, file))
+        };
+        if let (Some(Json::String(test)), Some(Json::String(variable)), Some(values)) =
+            (get("test"), get("variable"), get("values"))
+        {
+            let entry = conditions
+                .entry(test)
+                .or_insert_with(|| Json::Object(Map::new()));
             if let Json::Object(map) = entry {
                 map.insert(variable, values);
             }

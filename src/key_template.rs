@@ -4,6 +4,18 @@
 /// The template as shipped; everything after the `--- template ---` line is the block.
 const KEY_TEMPLATE: &str = include_str!("../templates/cloudtrail_kms_key.tf");
 
+/// The policy-document statements ctfix adds to an `aws_iam_policy_document`.
+const DOCUMENT_TEMPLATE: &str = include_str!("../templates/cloudtrail_policy_statements.tf");
+
+/// Sids of the statements that let CloudTrail use a key.
+pub const CLOUDTRAIL_SIDS: [&str; 2] = [
+    "AllowCloudTrailToEncryptLogs",
+    "AllowCloudTrailToDescribeKey",
+];
+
+/// Sid of the statement that lets the account administer a key.
+pub const ADMIN_SID: &str = "EnableAccountAdministration";
+
 /// How the trail's `name` can be written inside a string in the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrailName {
@@ -35,11 +47,70 @@ pub struct KeyParams<'a> {
 
 /// The template's block, without the explanatory header.
 pub fn template_block() -> &'static str {
+    after_marker(KEY_TEMPLATE)
+}
+
+fn after_marker(template: &'static str) -> &'static str {
     let marker = "# --- template ---\n";
-    let start = KEY_TEMPLATE
+    let start = template
         .find(marker)
         .map_or(0, |index| index + marker.len());
-    &KEY_TEMPLATE[start..]
+    &template[start..]
+}
+
+/// The key template's policy statements with these Sids, as `jsonencode` objects (`{ … }`,
+/// no trailing comma, no indentation of their own), for a key shared by any trail of the
+/// account (`trail/*`).
+pub fn jsonencode_statements(
+    sids: &[&str],
+    partition_label: &str,
+    identity_label: &str,
+) -> Vec<String> {
+    let key = render_key(&KeyParams {
+        key_label: "KEY",
+        trail_address: "",
+        trail_name: &TrailName::Unknown,
+        meta_arguments: &[],
+        partition_label,
+        identity_label,
+    });
+    chunks(&key, "      {", "      },", 6)
+        .into_iter()
+        .filter(|chunk| {
+            sids.iter()
+                .any(|sid| chunk.contains(&format!("Sid       = \"{sid}\"")))
+        })
+        .map(|chunk| chunk.trim_end_matches(',').to_owned())
+        .collect()
+}
+
+/// The policy-document `statement` blocks that let CloudTrail use a key (no indentation of
+/// their own).
+pub fn document_statements(partition_label: &str, identity_label: &str) -> Vec<String> {
+    let text = after_marker(DOCUMENT_TEMPLATE)
+        .replace("PARTITION_LABEL", partition_label)
+        .replace("IDENTITY_LABEL", identity_label);
+    chunks(&text, "  statement {", "  }", 2)
+}
+
+/// The runs of lines from a line equal to `open` to the next line equal to `close`, with
+/// `indent` leading spaces removed.
+fn chunks(text: &str, open: &str, close: &str, indent: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        if current.is_none() && line == open {
+            current = Some(Vec::new());
+        }
+        if let Some(lines) = &mut current {
+            lines.push(line.get(indent..).unwrap_or(""));
+            if line == close {
+                out.push(lines.join("\n"));
+                current = None;
+            }
+        }
+    }
+    out
 }
 
 /// Renders the key block with `\n` line endings and no trailing newline.
@@ -157,6 +228,27 @@ mod tests {
         let text = render_key(&params(&TrailName::Unknown, &[]));
         assert!(text.contains(":trail/*\""));
         assert!(text.contains("of trail aws_cloudtrail.main\""));
+    }
+
+    #[test]
+    fn statements_are_extracted_from_the_templates() {
+        let statements = jsonencode_statements(&CLOUDTRAIL_SIDS, "p", "me");
+        assert_eq!(statements.len(), 2);
+        assert!(statements[0].starts_with("{\n  Sid       = \"AllowCloudTrailToEncryptLogs\""));
+        assert!(statements[0].ends_with("\n}"));
+        assert!(statements[0].contains("data.aws_caller_identity.me.account_id}:trail/*\""));
+        let with_admin = jsonencode_statements(
+            &[ADMIN_SID, CLOUDTRAIL_SIDS[0], CLOUDTRAIL_SIDS[1]],
+            "p",
+            "me",
+        );
+        assert_eq!(with_admin.len(), 3);
+        let blocks = document_statements("p", "me");
+        assert_eq!(blocks.len(), 2);
+        assert!(
+            blocks[0].starts_with("statement {\n  sid       = \"AllowCloudTrailToEncryptLogs\"")
+        );
+        assert!(blocks[1].ends_with("\n}"));
     }
 
     #[test]

@@ -184,13 +184,34 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
         ..Report::default()
     };
     let trails = analyze::find_trails(&module);
+    let verdicts = analyze::judge_all(&module, &trails);
     let mut planner = fix::FixPlanner::new(&module);
-    let mut selected: BTreeMap<usize, Vec<Fix>> = BTreeMap::new();
+    let mut selected: Vec<&Fix> = Vec::new();
+    let mut planned: Vec<Option<Fix>> = Vec::new();
     let mut fixed_addresses = BTreeSet::new();
-    for trail in &trails {
-        let verdict = analyze::judge(&module, trail);
+    for (trail, verdict) in trails.iter().zip(verdicts) {
         let file = &module.files[trail.at.file];
-        let mut finding = Finding {
+        let fix = match planner.plan(trail, &verdict.remedy) {
+            None => None,
+            Some(Err(error)) => {
+                report.errors.push(error);
+                None
+            }
+            Some(Ok(fix)) => Some(fix),
+        };
+        let summary = fix.as_ref().map(|fix| FixSummary {
+            title: fix.title.clone(),
+            applicability: fix.applicability,
+            selected: fix.applicability >= settings.min_applicability
+                && fix.applicability > Applicability::DisplayOnly,
+            applied: false,
+            note: fix.note.clone(),
+            diff: None,
+        });
+        if summary.as_ref().is_some_and(|s| s.selected) {
+            fixed_addresses.insert(trail.address.clone());
+        }
+        report.findings.push(Finding {
             rule: RULE_ID,
             path: file.source.path.clone(),
             line: trail.line,
@@ -200,26 +221,21 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             reason: verdict.reason,
             message: verdict.message,
             meta_argument: trail.meta_argument.as_ref().map(|m| m.name()),
-            fix: None,
+            fix: summary,
+            suppression: verdict.suppression,
+        });
+        planned.push(fix);
+    }
+    for (finding, fix) in report.findings.iter_mut().zip(&planned) {
+        let (Some(summary), Some(fix)) = (&mut finding.fix, fix) else {
+            continue;
         };
-        match planner.plan(trail, &verdict.remedy) {
-            None => {}
-            Some(Err(error)) => report.errors.push(error),
-            Some(Ok(fix)) => {
-                let selected_fix = fix.applicability >= settings.min_applicability;
-                finding.fix = Some(FixSummary {
-                    title: fix.title.clone(),
-                    applicability: fix.applicability,
-                    selected: selected_fix,
-                    applied: false,
-                });
-                if selected_fix {
-                    fixed_addresses.insert(trail.address.clone());
-                    selected.entry(trail.at.file).or_default().push(fix);
-                }
-            }
+        if summary.selected {
+            selected.push(fix);
+        } else if !fix.edits.is_empty() {
+            // Shown, not written: its own diff goes with the finding.
+            summary.diff = render_fix_alone(&module, fix);
         }
-        report.findings.push(finding);
     }
     if !selected.is_empty() {
         match build_changes(&module, &selected, &fixed_addresses) {
@@ -237,19 +253,51 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
     report
 }
 
+/// The diff one fix would make on its own.
+fn render_fix_alone(module: &Module, fix: &Fix) -> Option<String> {
+    let mut out = String::new();
+    let mut paths: Vec<&std::path::Path> = fix.edits.iter().map(|e| e.path.as_path()).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        let source = &module.files.iter().find(|f| f.source.path == path)?.source;
+        let edits: Vec<&Edit> = fix.edits.iter().filter(|e| e.path == path).collect();
+        let text = fix::apply_edits(&source.text, &edits).ok()?;
+        out.push_str(&render::render_diff(
+            path,
+            &source.bytes,
+            &source.bytes_with_text(&text),
+        ));
+    }
+    Some(out)
+}
+
 /// Applies the selected fixes to their files' text and proves the result: every changed file
 /// re-parses, and every fixed trail is judged compliant on the fixed module (ruff's
 /// "converge" check). Any failure drops the module's changes.
 fn build_changes(
     module: &Module,
-    selected: &BTreeMap<usize, Vec<Fix>>,
+    selected: &[&Fix],
     fixed_addresses: &BTreeSet<String>,
 ) -> Result<Vec<FileChange>, FileError> {
+    let mut by_file: BTreeMap<usize, Vec<&Edit>> = BTreeMap::new();
+    for edit in selected.iter().flat_map(|fix| fix.edits.iter()) {
+        let index = module
+            .files
+            .iter()
+            .position(|f| f.source.path == edit.path)
+            .ok_or_else(|| {
+                FileError::new(
+                    &edit.path,
+                    "internal error: an edit names a file outside its module",
+                )
+            })?;
+        by_file.entry(index).or_default().push(edit);
+    }
     let mut new_sources: Vec<SourceFile> = module.files.iter().map(|f| f.source.clone()).collect();
-    for (&file_index, fixes) in selected {
+    for (&file_index, edits) in &by_file {
         let source = &module.files[file_index].source;
-        let edits: Vec<&Edit> = fixes.iter().flat_map(|fix| fix.edits.iter()).collect();
-        let text = fix::apply_edits(&source.text, &edits).map_err(|message| {
+        let text = fix::apply_edits(&source.text, edits).map_err(|message| {
             FileError::new(
                 &source.path,
                 format!("internal error planning fixes: {message}"),
@@ -258,7 +306,7 @@ fn build_changes(
         new_sources[file_index].text = text;
     }
     let fixed = Module::from_sources(&module.dir, new_sources);
-    if let Some(error) = selected.keys().find_map(|&i| {
+    if let Some(error) = by_file.keys().find_map(|&i| {
         fixed
             .errors
             .iter()
@@ -272,23 +320,22 @@ fn build_changes(
             ),
         ));
     }
-    for trail in analyze::find_trails(&fixed) {
-        if fixed_addresses.contains(&trail.address) {
-            let verdict = analyze::judge(&fixed, &trail);
-            if verdict.status != Status::Compliant {
-                return Err(FileError::at(
-                    &fixed.files[trail.at.file].source.path,
-                    trail.line,
-                    trail.column,
-                    format!(
-                        "{}: the planned fix does not make the trail compliant ({}), so ctfix left the module untouched (please report this)",
-                        trail.address, verdict.reason
-                    ),
-                ));
-            }
+    let trails = analyze::find_trails(&fixed);
+    let verdicts = analyze::judge_all(&fixed, &trails);
+    for (trail, verdict) in trails.iter().zip(verdicts) {
+        if fixed_addresses.contains(&trail.address) && verdict.status != Status::Compliant {
+            return Err(FileError::at(
+                &fixed.files[trail.at.file].source.path,
+                trail.line,
+                trail.column,
+                format!(
+                    "{}: the planned fix does not make the trail compliant ({}: {}), so ctfix left the module untouched (please report this)",
+                    trail.address, verdict.reason, verdict.message
+                ),
+            ));
         }
     }
-    Ok(selected
+    Ok(by_file
         .keys()
         .map(|&i| {
             let before = &module.files[i].source;

@@ -83,6 +83,9 @@ pub struct Finding {
     /// The fix ctfix proposes, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<FixSummary>,
+    /// The comment that suppresses this trail, for `suppressed` findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<crate::suppress::Suppression>,
 }
 
 /// What a finding's fix does and how safe it is; the edits themselves live in [`Fix`].
@@ -96,28 +99,37 @@ pub struct FixSummary {
     pub selected: bool,
     /// Whether this run wrote it.
     pub applied: bool,
+    /// What a human must know or do beyond the edits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The diff of this fix alone, for fixes not part of the run's changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// A replacement of `range` (byte offsets into the file's text, after any BOM) with `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
+    /// The file.
+    pub path: PathBuf,
     /// Byte range to replace; empty for an insertion.
     pub range: std::ops::Range<usize>,
     /// The new text.
     pub text: String,
 }
 
-/// The edits that fix one finding, all in one file.
+/// The edits that fix one finding (in the trail's file, and possibly in the file holding the
+/// key it uses).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fix {
-    /// The file the edits apply to.
-    pub path: PathBuf,
     /// What the fix does.
     pub title: String,
     /// How safe it is.
     pub applicability: Applicability,
-    /// Non-overlapping edits, in any order.
+    /// Non-overlapping edits, in any order; none when another fix of the run covers this one.
     pub edits: Vec<Edit>,
+    /// What a human must know or do beyond the edits (display-only fixes).
+    pub note: Option<String>,
 }
 
 /// A file's content before and after the fixes selected for it.

@@ -164,6 +164,15 @@ pub fn write_text(
                 fix.applicability.as_str(),
                 fix.title
             )?;
+            if let Some(note) = &fix.note {
+                for (i, line) in note.lines().enumerate() {
+                    let lead = if i == 0 { "  note: " } else { "    " };
+                    writeln!(out, "{lead}{line}")?;
+                }
+            }
+            if let (Some(diff), true) = (&fix.diff, options.diff) {
+                write_colored_diff(diff, out)?;
+            }
         }
     }
     if options.diff && options.findings {

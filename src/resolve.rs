@@ -124,12 +124,17 @@ impl<'m> Resolver<'m> {
         match expr {
             Expression::Null(_) => Value::Null,
             Expression::Bool(b) => Value::Bool(*b.value()),
-            Expression::Number(n) => n.value().as_f64().map_or(Value::Unknown("number".into()), Value::Number),
+            Expression::Number(n) => n
+                .value()
+                .as_f64()
+                .map_or(Value::Unknown("number".into()), Value::Number),
             Expression::String(s) => Value::String(s.value().clone()),
             Expression::StringTemplate(t) => self.eval_template(t, file, depth),
             Expression::HeredocTemplate(h) => self.eval_template(&h.template, file, depth),
             Expression::Parenthesis(p) => self.eval(p.inner(), file, depth),
-            Expression::Array(array) => Value::List(array.iter().map(|e| self.eval(e, file, depth)).collect()),
+            Expression::Array(array) => {
+                Value::List(array.iter().map(|e| self.eval(e, file, depth)).collect())
+            }
             Expression::Object(object) => {
                 let mut map = BTreeMap::new();
                 for (key, value) in object.iter() {
@@ -137,7 +142,11 @@ impl<'m> Resolver<'m> {
                         ObjectKey::Ident(ident) => ident.as_str().to_owned(),
                         ObjectKey::Expression(expr) => match self.eval(expr, file, depth) {
                             Value::String(s) => s,
-                            _ => return Value::Unknown("an object key that is not a known string".into()),
+                            _ => {
+                                return Value::Unknown(
+                                    "an object key that is not a known string".into(),
+                                )
+                            }
                         },
                     };
                     map.insert(key, self.eval(value.expr(), file, depth));
@@ -145,12 +154,19 @@ impl<'m> Resolver<'m> {
                 Value::Object(map)
             }
             Expression::Variable(ident) => Value::Unknown(format!("`{}`", ident.as_str())),
-            Expression::Traversal(traversal) => self.eval_traversal(&traversal.expr, &traversal.operators, file, depth),
-            Expression::Conditional(cond) => match truthiness(&self.eval(&cond.cond_expr, file, depth)) {
-                Some(true) => self.eval(&cond.true_expr, file, depth),
-                Some(false) => self.eval(&cond.false_expr, file, depth),
-                None => one_of(vec![self.eval(&cond.true_expr, file, depth), self.eval(&cond.false_expr, file, depth)]),
-            },
+            Expression::Traversal(traversal) => {
+                self.eval_traversal(&traversal.expr, &traversal.operators, file, depth)
+            }
+            Expression::Conditional(cond) => {
+                match truthiness(&self.eval(&cond.cond_expr, file, depth)) {
+                    Some(true) => self.eval(&cond.true_expr, file, depth),
+                    Some(false) => self.eval(&cond.false_expr, file, depth),
+                    None => one_of(vec![
+                        self.eval(&cond.true_expr, file, depth),
+                        self.eval(&cond.false_expr, file, depth),
+                    ]),
+                }
+            }
             Expression::FuncCall(call) => {
                 let args: Vec<&Expression> = call.args.iter().collect();
                 if !call.name.namespace.is_empty() {
@@ -158,11 +174,13 @@ impl<'m> Resolver<'m> {
                 }
                 self.eval_call(call.name.name.as_str(), &args, file, depth)
             }
-            Expression::UnaryOp(op) => match (op.operator.value(), self.eval(&op.expr, file, depth)) {
-                (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
-                (UnaryOperator::Neg, Value::Number(n)) => Value::Number(-n),
-                _ => Value::Unknown("an operation on unknown values".into()),
-            },
+            Expression::UnaryOp(op) => {
+                match (op.operator.value(), self.eval(&op.expr, file, depth)) {
+                    (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (UnaryOperator::Neg, Value::Number(n)) => Value::Number(-n),
+                    _ => Value::Unknown("an operation on unknown values".into()),
+                }
+            }
             Expression::BinaryOp(op) => {
                 let lhs = self.eval(&op.lhs_expr, file, depth);
                 let rhs = self.eval(&op.rhs_expr, file, depth);
@@ -178,21 +196,25 @@ impl<'m> Resolver<'m> {
         for element in template.iter() {
             match element {
                 Element::Literal(literal) => out.push_str(literal.value()),
-                Element::Interpolation(interpolation) => match self.eval(&interpolation.expr, file, depth) {
-                    Value::String(s) => out.push_str(&s),
-                    Value::Number(n) => out.push_str(&format_number(n)),
-                    Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-                    Value::Partial(s) => {
-                        out.push_str(&s);
-                        partial = true;
+                Element::Interpolation(interpolation) => {
+                    match self.eval(&interpolation.expr, file, depth) {
+                        Value::String(s) => out.push_str(&s),
+                        Value::Number(n) => out.push_str(&format_number(n)),
+                        Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                        Value::Partial(s) => {
+                            out.push_str(&s);
+                            partial = true;
+                        }
+                        Value::Error(e) => return Value::Error(e),
+                        Value::Null => {
+                            return Value::Error("null interpolated into a string".into())
+                        }
+                        _ => {
+                            out.push(UNKNOWN_PART);
+                            partial = true;
+                        }
                     }
-                    Value::Error(e) => return Value::Error(e),
-                    Value::Null => return Value::Error("null interpolated into a string".into()),
-                    _ => {
-                        out.push(UNKNOWN_PART);
-                        partial = true;
-                    }
-                },
+                }
                 Element::Directive(_) => {
                     out.push(UNKNOWN_PART);
                     partial = true;
@@ -225,7 +247,12 @@ impl<'m> Resolver<'m> {
                         Value::Null => continue,
                         Value::String(s) if s.is_empty() => continue,
                         Value::Error(e) => return Value::Error(e),
-                        value @ (Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::KeyAttribute { .. } | Value::AwsManagedKey(_) | Value::AliasArn(_)) => {
+                        value @ (Value::String(_)
+                        | Value::Number(_)
+                        | Value::Bool(_)
+                        | Value::KeyAttribute { .. }
+                        | Value::AwsManagedKey(_)
+                        | Value::AliasArn(_)) => {
                             if pending.is_empty() {
                                 return value;
                             }
@@ -244,7 +271,9 @@ impl<'m> Resolver<'m> {
             "lookup" => match (arg(0), arg(1)) {
                 (Some(Value::Object(map)), Some(Value::String(key))) => match map.get(&key) {
                     Some(value) => value.clone(),
-                    None => arg(2).unwrap_or(Value::Error(format!("no key {key:?} and no default"))),
+                    None => {
+                        arg(2).unwrap_or(Value::Error(format!("no key {key:?} and no default")))
+                    }
                 },
                 (Some(Value::Error(e)), _) => Value::Error(e),
                 _ => Value::Unknown("lookup in an unknown map".into()),
@@ -256,7 +285,13 @@ impl<'m> Resolver<'m> {
                         match item {
                             Value::String(s) => parts.push(s),
                             Value::Null => {}
-                            other => return if parts.is_empty() { other } else { Value::Unknown("join of unknown values".into()) },
+                            other => {
+                                return if parts.is_empty() {
+                                    other
+                                } else {
+                                    Value::Unknown("join of unknown values".into())
+                                }
+                            }
                         }
                     }
                     Value::String(parts.join(&sep))
@@ -266,7 +301,9 @@ impl<'m> Resolver<'m> {
             "one" => match arg(0) {
                 Some(Value::List(items)) if items.is_empty() => Value::Null,
                 Some(Value::List(mut items)) if items.len() == 1 => items.remove(0),
-                Some(Value::List(_)) => Value::Error("one() of a list with several elements".into()),
+                Some(Value::List(_)) => {
+                    Value::Error("one() of a list with several elements".into())
+                }
                 Some(Value::Error(e)) => Value::Error(e),
                 _ => Value::Unknown("one() of an unknown list".into()),
             },
@@ -274,7 +311,9 @@ impl<'m> Resolver<'m> {
                 (Some(Value::List(items)), Some(Value::Number(n))) if !items.is_empty() => {
                     items[(n as usize) % items.len()].clone()
                 }
-                (Some(Value::List(items)), _) if items.is_empty() => Value::Error("element() of an empty list".into()),
+                (Some(Value::List(items)), _) if items.is_empty() => {
+                    Value::Error("element() of an empty list".into())
+                }
                 _ => Value::Unknown("element() of unknown values".into()),
             },
             "tostring" | "trimspace" | "nonsensitive" | "sensitive" => match arg(0) {
@@ -293,7 +332,13 @@ impl<'m> Resolver<'m> {
         }
     }
 
-    fn eval_traversal(&self, root: &Expression, operators: &[hcl_edit::Decorated<TraversalOperator>], file: usize, depth: usize) -> Value {
+    fn eval_traversal(
+        &self,
+        root: &Expression,
+        operators: &[hcl_edit::Decorated<TraversalOperator>],
+        file: usize,
+        depth: usize,
+    ) -> Value {
         let ops: Vec<&TraversalOperator> = operators.iter().map(|op| op.value()).collect();
         let Expression::Variable(root_ident) = root else {
             let base = self.eval(root, file, depth);
@@ -305,12 +350,16 @@ impl<'m> Resolver<'m> {
         };
         match root_ident.as_str() {
             "var" => {
-                let Some(name) = attr(0) else { return Value::Unknown("var".into()) };
+                let Some(name) = attr(0) else {
+                    return Value::Unknown("var".into());
+                };
                 let value = self.variable(name, depth);
                 self.apply_operators_typed(value, &ops[1..], name, file, depth)
             }
             "local" => {
-                let Some(name) = attr(0) else { return Value::Unknown("local".into()) };
+                let Some(name) = attr(0) else {
+                    return Value::Unknown("local".into());
+                };
                 self.steps.borrow_mut().push(Step::Local(name.to_owned()));
                 let value = match self.find_local(name) {
                     Some((local_file, expr)) => self.eval(expr, local_file, depth),
@@ -325,9 +374,13 @@ impl<'m> Resolver<'m> {
                 };
                 self.data_source(data_type, label, &ops[2..], file, depth)
             }
-            "count" | "each" | "path" | "terraform" | "self" => Value::Unknown(format!("`{}`", root_ident.as_str())),
+            "count" | "each" | "path" | "terraform" | "self" => {
+                Value::Unknown(format!("`{}`", root_ident.as_str()))
+            }
             resource_type => {
-                let Some(label) = attr(0) else { return Value::Unknown(resource_type.into()) };
+                let Some(label) = attr(0) else {
+                    return Value::Unknown(resource_type.into());
+                };
                 self.resource(resource_type, label, &ops[1..], file, depth)
             }
         }
@@ -336,7 +389,10 @@ impl<'m> Resolver<'m> {
     /// The value of a variable under the module's defaults, recording where it came from.
     fn variable(&self, name: &str, depth: usize) -> Value {
         if let Some((tfvars_file, expr)) = self.module.tfvars_value(name) {
-            self.steps.borrow_mut().push(Step::Variable { name: name.to_owned(), source: VariableSource::Tfvars });
+            self.steps.borrow_mut().push(Step::Variable {
+                name: name.to_owned(),
+                source: VariableSource::Tfvars,
+            });
             return self.eval_in_tfvars(expr, tfvars_file, depth);
         }
         let Some(at) = self.module.find_blocks("variable", Some(name), None).next() else {
@@ -345,12 +401,20 @@ impl<'m> Resolver<'m> {
         let block = self.module.block(at);
         match block.body.get_attribute("default") {
             Some(default) => {
-                self.steps.borrow_mut().push(Step::Variable { name: name.to_owned(), source: VariableSource::Default });
+                self.steps.borrow_mut().push(Step::Variable {
+                    name: name.to_owned(),
+                    source: VariableSource::Default,
+                });
                 self.eval(&default.value, at.file, depth)
             }
             None => {
-                self.steps.borrow_mut().push(Step::Variable { name: name.to_owned(), source: VariableSource::NoDefault });
-                Value::Unknown(format!("var.{name} has no default: the module's caller decides"))
+                self.steps.borrow_mut().push(Step::Variable {
+                    name: name.to_owned(),
+                    source: VariableSource::NoDefault,
+                });
+                Value::Unknown(format!(
+                    "var.{name} has no default: the module's caller decides"
+                ))
             }
         }
     }
@@ -361,16 +425,29 @@ impl<'m> Resolver<'m> {
     }
 
     fn find_local(&self, name: &str) -> Option<(usize, &'m Expression)> {
-        self.module.find_blocks("locals", None, None).find_map(|at| {
-            let block = self.module.block(at);
-            block.body.get_attribute(name).map(|attr| (at.file, &attr.value))
-        })
+        self.module
+            .find_blocks("locals", None, None)
+            .find_map(|at| {
+                let block = self.module.block(at);
+                block
+                    .body
+                    .get_attribute(name)
+                    .map(|attr| (at.file, &attr.value))
+            })
     }
 
     /// Applies operators after `var.<name>`, using the variable's type for `optional()`
     /// attribute defaults when the value lacks the attribute.
-    fn apply_operators_typed(&self, value: Value, ops: &[&TraversalOperator], var_name: &str, file: usize, depth: usize) -> Value {
-        if let (Value::Object(map), Some(TraversalOperator::GetAttr(attr))) = (&value, ops.first()) {
+    fn apply_operators_typed(
+        &self,
+        value: Value,
+        ops: &[&TraversalOperator],
+        var_name: &str,
+        file: usize,
+        depth: usize,
+    ) -> Value {
+        if let (Value::Object(map), Some(TraversalOperator::GetAttr(attr))) = (&value, ops.first())
+        {
             if !map.contains_key(attr.as_str()) {
                 if let Some(default) = self.optional_default(var_name, attr.as_str()) {
                     return self.apply_operators(default, &ops[1..], file, depth);
@@ -383,14 +460,21 @@ impl<'m> Resolver<'m> {
     /// For `variable "<var>" { type = object({ <attr> = optional(T, D) }) }`, the value an
     /// absent `<attr>` takes: `D`, or `null` without one.
     fn optional_default(&self, var_name: &str, attr: &str) -> Option<Value> {
-        let at = self.module.find_blocks("variable", Some(var_name), None).next()?;
+        let at = self
+            .module
+            .find_blocks("variable", Some(var_name), None)
+            .next()?;
         let block = self.module.block(at);
         let ty = &block.body.get_attribute("type")?.value;
-        let Expression::FuncCall(call) = ty else { return None };
+        let Expression::FuncCall(call) = ty else {
+            return None;
+        };
         if call.name.name.as_str() != "object" {
             return None;
         }
-        let Some(Expression::Object(fields)) = call.args.iter().next() else { return None };
+        let Some(Expression::Object(fields)) = call.args.iter().next() else {
+            return None;
+        };
         let field = fields.iter().find_map(|(key, value)| match key {
             ObjectKey::Ident(ident) if ident.as_str() == attr => Some(value.expr()),
             _ => None,
@@ -406,30 +490,46 @@ impl<'m> Resolver<'m> {
         }
     }
 
-    fn apply_operators(&self, mut value: Value, ops: &[&TraversalOperator], file: usize, depth: usize) -> Value {
+    fn apply_operators(
+        &self,
+        mut value: Value,
+        ops: &[&TraversalOperator],
+        file: usize,
+        depth: usize,
+    ) -> Value {
         for op in ops {
             value = match (value, op) {
                 (Value::Error(e), _) => return Value::Error(e),
-                (Value::Object(mut map), TraversalOperator::GetAttr(attr)) => match map.remove(attr.as_str()) {
-                    Some(v) => v,
-                    None => return Value::Error(format!("no attribute {}", attr.as_str())),
-                },
-                (Value::Object(mut map), TraversalOperator::Index(index)) => match self.eval(index, file, depth) {
-                    Value::String(key) => match map.remove(&key) {
+                (Value::Object(mut map), TraversalOperator::GetAttr(attr)) => {
+                    match map.remove(attr.as_str()) {
                         Some(v) => v,
-                        None => return Value::Error(format!("no key {key:?}")),
-                    },
-                    _ => return Value::Unknown("an index that is not known".into()),
-                },
-                (Value::List(items), TraversalOperator::Index(index)) => match self.eval(index, file, depth) {
-                    Value::Number(n) if n >= 0.0 && (n as usize) < items.len() => items[n as usize].clone(),
-                    Value::Number(_) => return Value::Error("index out of range".into()),
-                    _ => return Value::Unknown("an index that is not known".into()),
-                },
-                (Value::List(items), TraversalOperator::LegacyIndex(n)) => match items.get(*n.value() as usize) {
-                    Some(v) => v.clone(),
-                    None => return Value::Error("index out of range".into()),
-                },
+                        None => return Value::Error(format!("no attribute {}", attr.as_str())),
+                    }
+                }
+                (Value::Object(mut map), TraversalOperator::Index(index)) => {
+                    match self.eval(index, file, depth) {
+                        Value::String(key) => match map.remove(&key) {
+                            Some(v) => v,
+                            None => return Value::Error(format!("no key {key:?}")),
+                        },
+                        _ => return Value::Unknown("an index that is not known".into()),
+                    }
+                }
+                (Value::List(items), TraversalOperator::Index(index)) => {
+                    match self.eval(index, file, depth) {
+                        Value::Number(n) if n >= 0.0 && (n as usize) < items.len() => {
+                            items[n as usize].clone()
+                        }
+                        Value::Number(_) => return Value::Error("index out of range".into()),
+                        _ => return Value::Unknown("an index that is not known".into()),
+                    }
+                }
+                (Value::List(items), TraversalOperator::LegacyIndex(n)) => {
+                    match items.get(*n.value() as usize) {
+                        Some(v) => v.clone(),
+                        None => return Value::Error("index out of range".into()),
+                    }
+                }
                 (Value::Null, TraversalOperator::GetAttr(_) | TraversalOperator::Index(_)) => {
                     return Value::Error("attribute of null".into())
                 }
@@ -442,19 +542,39 @@ impl<'m> Resolver<'m> {
     }
 
     /// `aws_kms_key.<label>...` and friends.
-    fn resource(&self, resource_type: &str, label: &str, ops: &[&TraversalOperator], file: usize, depth: usize) -> Value {
-        let Some(at) = self.module.find_blocks("resource", Some(resource_type), Some(label)).next() else {
+    fn resource(
+        &self,
+        resource_type: &str,
+        label: &str,
+        ops: &[&TraversalOperator],
+        file: usize,
+        depth: usize,
+    ) -> Value {
+        let Some(at) = self
+            .module
+            .find_blocks("resource", Some(resource_type), Some(label))
+            .next()
+        else {
             return match resource_type {
-                "aws_kms_key" => Value::KeyAttribute { label: label.to_owned(), attribute: final_attribute(ops).unwrap_or("arn").to_owned() },
-                _ => Value::Error(format!("{resource_type}.{label} is not declared in this module")),
+                "aws_kms_key" => Value::KeyAttribute {
+                    label: label.to_owned(),
+                    attribute: final_attribute(ops).unwrap_or("arn").to_owned(),
+                },
+                _ => Value::Error(format!(
+                    "{resource_type}.{label} is not declared in this module"
+                )),
             };
         };
         let block = self.module.block(at);
         let instances = self.instance_count(at);
         // Split `[index]` / splat from the attribute access.
         let (splat, indexed, rest) = match ops.first() {
-            Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_)) => (true, false, &ops[1..]),
-            Some(TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)) => (false, true, &ops[1..]),
+            Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_)) => {
+                (true, false, &ops[1..])
+            }
+            Some(TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)) => {
+                (false, true, &ops[1..])
+            }
             _ => (false, false, ops),
         };
         let attribute = match rest.first() {
@@ -462,18 +582,27 @@ impl<'m> Resolver<'m> {
             _ => return Value::Unknown(format!("{resource_type}.{label} without an attribute")),
         };
         let single = match resource_type {
-            "aws_kms_key" => Value::KeyAttribute { label: label.to_owned(), attribute: attribute.clone() },
+            "aws_kms_key" => Value::KeyAttribute {
+                label: label.to_owned(),
+                attribute: attribute.clone(),
+            },
             "aws_kms_alias" => match attribute.as_str() {
-                "target_key_arn" | "target_key_id" => match block.body.get_attribute("target_key_id") {
-                    Some(target) => match self.eval(&target.value, at.file, depth) {
-                        Value::KeyAttribute { label, .. } => Value::KeyAttribute {
-                            label,
-                            attribute: if attribute == "target_key_arn" { "arn".into() } else { "key_id".into() },
+                "target_key_arn" | "target_key_id" => {
+                    match block.body.get_attribute("target_key_id") {
+                        Some(target) => match self.eval(&target.value, at.file, depth) {
+                            Value::KeyAttribute { label, .. } => Value::KeyAttribute {
+                                label,
+                                attribute: if attribute == "target_key_arn" {
+                                    "arn".into()
+                                } else {
+                                    "key_id".into()
+                                },
+                            },
+                            other => other,
                         },
-                        other => other,
-                    },
-                    None => Value::Unknown("aws_kms_alias without target_key_id".into()),
-                },
+                        None => Value::Unknown("aws_kms_alias without target_key_id".into()),
+                    }
+                }
                 "arn" => Value::AliasArn(format!("{resource_type}.{label}.arn")),
                 _ => Value::Unknown(format!("{resource_type}.{label}.{attribute}")),
             },
@@ -484,12 +613,18 @@ impl<'m> Resolver<'m> {
             return match instances {
                 Instances::Count(n) => Value::List(vec![single; n]),
                 Instances::Single => Value::List(vec![single]),
-                Instances::Unknown => Value::Unknown(format!("how many {resource_type}.{label} exist")),
+                Instances::Unknown => {
+                    Value::Unknown(format!("how many {resource_type}.{label} exist"))
+                }
             };
         }
         match (indexed, instances) {
-            (true, Instances::Count(0)) => Value::Error(format!("{resource_type}.{label} has count = 0")),
-            (false, Instances::Count(_)) => Value::Error(format!("{resource_type}.{label} has count and needs an index")),
+            (true, Instances::Count(0)) => {
+                Value::Error(format!("{resource_type}.{label} has count = 0"))
+            }
+            (false, Instances::Count(_)) => Value::Error(format!(
+                "{resource_type}.{label} has count and needs an index"
+            )),
             _ => single,
         }
     }
@@ -512,23 +647,40 @@ impl<'m> Resolver<'m> {
 
     /// `data.<type>.<label>...`: AWS-managed keys and aliases are recognised; anything else
     /// is outside the module's control.
-    fn data_source(&self, data_type: &str, label: &str, ops: &[&TraversalOperator], _file: usize, _depth: usize) -> Value {
+    fn data_source(
+        &self,
+        data_type: &str,
+        label: &str,
+        ops: &[&TraversalOperator],
+        _file: usize,
+        _depth: usize,
+    ) -> Value {
         let attribute = final_attribute(ops).unwrap_or("");
-        let at = self.module.find_blocks("data", Some(data_type), Some(label)).next();
+        let at = self
+            .module
+            .find_blocks("data", Some(data_type), Some(label))
+            .next();
         let arg = |name: &str| {
             at.and_then(|at| {
                 let block = self.module.block(at);
-                block.body.get_attribute(name).map(|a| self.value_of(&a.value, at.file))
+                block
+                    .body
+                    .get_attribute(name)
+                    .map(|a| self.value_of(&a.value, at.file))
             })
         };
         match data_type {
             "aws_kms_key" => match arg("key_id") {
                 Some(Value::String(id)) if is_aws_managed_alias(&id) => Value::AwsManagedKey(id),
-                Some(Value::String(id)) if attribute == "arn" && is_key_arn(&id) => Value::String(id),
+                Some(Value::String(id)) if attribute == "arn" && is_key_arn(&id) => {
+                    Value::String(id)
+                }
                 _ => Value::External(format!("data.{data_type}.{label}.{attribute}")),
             },
             "aws_kms_alias" => match (arg("name"), attribute) {
-                (Some(Value::String(name)), _) if is_aws_managed_alias(&name) => Value::AwsManagedKey(name),
+                (Some(Value::String(name)), _) if is_aws_managed_alias(&name) => {
+                    Value::AwsManagedKey(name)
+                }
                 (_, "arn") => Value::AliasArn(format!("data.{data_type}.{label}.arn")),
                 _ => Value::External(format!("data.{data_type}.{label}.{attribute}")),
             },
@@ -590,12 +742,19 @@ fn format_number(n: f64) -> String {
 }
 
 fn is_known(value: &Value) -> bool {
-    matches!(value, Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::List(_) | Value::Object(_))
-        && match value {
-            Value::List(items) => items.iter().all(is_known),
-            Value::Object(map) => map.values().all(is_known),
-            _ => true,
-        }
+    matches!(
+        value,
+        Value::Null
+            | Value::Bool(_)
+            | Value::Number(_)
+            | Value::String(_)
+            | Value::List(_)
+            | Value::Object(_)
+    ) && match value {
+        Value::List(items) => items.iter().all(is_known),
+        Value::Object(map) => map.values().all(is_known),
+        _ => true,
+    }
 }
 
 fn binary(op: BinaryOperator, lhs: &Value, rhs: &Value) -> Value {
@@ -652,8 +811,12 @@ pub fn is_key_arn(text: &str) -> bool {
     }
     let unknown = |s: &str| s.contains(UNKNOWN_PART);
     let service_ok = parts[2] == "kms" || unknown(parts[2]);
-    let account_ok = unknown(parts[4]) || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit()));
-    let resource_ok = parts[5].strip_prefix("key/").is_some_and(|id| !id.is_empty()) || parts[5] == UNKNOWN_PART.to_string();
+    let account_ok =
+        unknown(parts[4]) || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit()));
+    let resource_ok = parts[5]
+        .strip_prefix("key/")
+        .is_some_and(|id| !id.is_empty())
+        || parts[5] == UNKNOWN_PART.to_string();
     !parts[1].is_empty() && service_ok && !parts[3].is_empty() && account_ok && resource_ok
 }
 
@@ -685,14 +848,25 @@ mod tests {
 
     #[test]
     fn key_arns() {
-        assert!(is_key_arn("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
-        assert!(is_key_arn("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/x"));
-        assert!(is_key_arn(&format!("arn:aws:kms:{u}:{u}:key/{u}", u = UNKNOWN_PART)));
-        assert!(!is_key_arn("arn:aws:kms:us-east-1:123456789012:alias/trail"));
+        assert!(is_key_arn(
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
+        assert!(is_key_arn(
+            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/x"
+        ));
+        assert!(is_key_arn(&format!(
+            "arn:aws:kms:{u}:{u}:key/{u}",
+            u = UNKNOWN_PART
+        )));
+        assert!(!is_key_arn(
+            "arn:aws:kms:us-east-1:123456789012:alias/trail"
+        ));
         assert!(!is_key_arn("kms-key"));
         assert!(!is_key_arn("1234abcd-12ab-34cd-56ef-1234567890ab"));
         assert!(!is_key_arn("arn:aws:s3:::bucket"));
         assert!(is_alias("alias/trail"));
-        assert!(is_aws_managed_alias("arn:aws:kms:us-east-1:123456789012:alias/aws/s3"));
+        assert!(is_aws_managed_alias(
+            "arn:aws:kms:us-east-1:123456789012:alias/aws/s3"
+        ));
     }
 }
