@@ -204,11 +204,17 @@ impl Module {
 
 /// Reads the tfvars files Terraform loads automatically for a root module.
 fn load_tfvars(dir: &Path, errors: &mut Vec<FileError>) -> Vec<(PathBuf, Body)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut auto: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".auto.tfvars")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".auto.tfvars"))
+        })
         .collect();
     auto.sort();
     let mut paths = vec![dir.join("terraform.tfvars")];

@@ -44,9 +44,19 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
     while first > 0 && is_comment_line(lines[first - 1]) {
         first -= 1;
     }
-    for (index, line) in lines.iter().enumerate().take(block_end_line + 1).skip(first) {
+    for (index, line) in lines
+        .iter()
+        .enumerate()
+        .take(block_end_line + 1)
+        .skip(first)
+    {
         for comment in comments_in_line(line) {
-            if let Some(found) = match_comment(comment, index + 1, today, index < block_start_line || index == block_start_line) {
+            if let Some(found) = match_comment(
+                comment,
+                index + 1,
+                today,
+                index < block_start_line || index == block_start_line,
+            ) {
                 return Some(found);
             }
         }
@@ -72,7 +82,10 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
 
 fn is_comment_line(line: &str) -> bool {
     let trimmed = line.trim_start();
-    trimmed.starts_with('#') || trimmed.starts_with("//") || trimmed.starts_with("/*") || trimmed.starts_with('*')
+    trimmed.starts_with('#')
+        || trimmed.starts_with("//")
+        || trimmed.starts_with("/*")
+        || trimmed.starts_with('*')
 }
 
 /// The comments on one line (text after `#` or `//`, or inside `/* */`), skipping strings.
@@ -112,7 +125,12 @@ fn comments_in_line(line: &str) -> Vec<&str> {
     out
 }
 
-fn match_comment(comment: &str, line: usize, today: &str, above_or_on_block_line: bool) -> Option<Suppression> {
+fn match_comment(
+    comment: &str,
+    line: usize,
+    today: &str,
+    above_or_on_block_line: bool,
+) -> Option<Suppression> {
     let lower = comment.to_ascii_lowercase();
     let make = |tool, reason: Option<String>| Suppression {
         tool,
@@ -130,8 +148,14 @@ fn match_comment(comment: &str, line: usize, today: &str, above_or_on_block_line
     for (tool, prefix) in [("trivy", "trivy:ignore:"), ("tfsec", "tfsec:ignore:")] {
         if let Some(at) = lower.find(prefix) {
             let rest = &lower[at + prefix.len()..];
-            let id = rest.split(|c: char| c == ':' || c.is_whitespace()).next().unwrap_or("");
-            let matches = matches!(id, "avd-aws-0015" | "aws-0015" | "aws-cloudtrail-enable-at-rest-encryption");
+            let id = rest
+                .split(|c: char| c == ':' || c.is_whitespace())
+                .next()
+                .unwrap_or("");
+            let matches = matches!(
+                id,
+                "avd-aws-0015" | "aws-0015" | "aws-cloudtrail-enable-at-rest-encryption"
+            );
             let expired = rest
                 .split(":exp:")
                 .nth(1)
@@ -190,38 +214,73 @@ mod tests {
     #[test]
     fn checkov_inside_the_block_with_reason() {
         let s = find("resource \"aws_cloudtrail\" \"t\" {\n  #checkov:skip=CKV_AWS_35:Encrypted by the org trail\n  name = \"t\"\n}\n").unwrap();
-        assert_eq!((s.tool, s.reason.as_deref(), s.line), ("checkov", Some("Encrypted by the org trail"), 2));
+        assert_eq!(
+            (s.tool, s.reason.as_deref(), s.line),
+            ("checkov", Some("Encrypted by the org trail"), 2)
+        );
     }
 
     #[test]
     fn other_checkov_ids_do_not_count() {
-        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  #checkov:skip=CKV_AWS_36:x\n}\n").is_none());
+        assert!(
+            find("resource \"aws_cloudtrail\" \"t\" {\n  #checkov:skip=CKV_AWS_36:x\n}\n")
+                .is_none()
+        );
     }
 
     #[test]
     fn trivy_above_the_block_and_expiry() {
-        assert_eq!(find("#trivy:ignore:AVD-AWS-0015\nresource \"aws_cloudtrail\" \"t\" {\n}\n").unwrap().tool, "trivy");
+        assert_eq!(
+            find("#trivy:ignore:AVD-AWS-0015\nresource \"aws_cloudtrail\" \"t\" {\n}\n")
+                .unwrap()
+                .tool,
+            "trivy"
+        );
         assert_eq!(find("# tfsec:ignore:aws-cloudtrail-enable-at-rest-encryption\nresource \"aws_cloudtrail\" \"t\" {\n}\n").unwrap().tool, "tfsec");
-        assert!(find("#trivy:ignore:AVD-AWS-0015:exp:2024-01-01\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_none());
-        assert!(find("#trivy:ignore:AVD-AWS-0015:exp:2027-01-01\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_some());
+        assert!(find(
+            "#trivy:ignore:AVD-AWS-0015:exp:2024-01-01\nresource \"aws_cloudtrail\" \"t\" {\n}\n"
+        )
+        .is_none());
+        assert!(find(
+            "#trivy:ignore:AVD-AWS-0015:exp:2027-01-01\nresource \"aws_cloudtrail\" \"t\" {\n}\n"
+        )
+        .is_some());
     }
 
     #[test]
     fn comment_separated_by_a_blank_line_does_not_count() {
-        assert!(find("#trivy:ignore:AVD-AWS-0015\n\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_none());
+        assert!(
+            find("#trivy:ignore:AVD-AWS-0015\n\nresource \"aws_cloudtrail\" \"t\" {\n}\n")
+                .is_none()
+        );
     }
 
     #[test]
     fn kics_block_and_file() {
-        assert_eq!(find("# kics-scan ignore-block\nresource \"aws_cloudtrail\" \"t\" {\n}\n").unwrap().tool, "kics");
-        let file = format!("# kics-scan disable={KICS_ID}\n\nresource \"aws_cloudtrail\" \"t\" {{\n}}\n");
+        assert_eq!(
+            find("# kics-scan ignore-block\nresource \"aws_cloudtrail\" \"t\" {\n}\n")
+                .unwrap()
+                .tool,
+            "kics"
+        );
+        let file =
+            format!("# kics-scan disable={KICS_ID}\n\nresource \"aws_cloudtrail\" \"t\" {{\n}}\n");
         assert_eq!(find(&file).unwrap().tool, "kics");
     }
 
     #[test]
     fn ctfix_and_strings_that_look_like_comments() {
-        assert_eq!(find("resource \"aws_cloudtrail\" \"t\" { // ctfix:ignore: managed elsewhere\n}\n").unwrap().reason.as_deref(), Some("managed elsewhere"));
-        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  name = \"#checkov:skip=CKV_AWS_35\"\n}\n").is_none());
+        assert_eq!(
+            find("resource \"aws_cloudtrail\" \"t\" { // ctfix:ignore: managed elsewhere\n}\n")
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("managed elsewhere")
+        );
+        assert!(find(
+            "resource \"aws_cloudtrail\" \"t\" {\n  name = \"#checkov:skip=CKV_AWS_35\"\n}\n"
+        )
+        .is_none());
     }
 
     #[test]
