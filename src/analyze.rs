@@ -254,6 +254,24 @@ fn judge_with(module: &Module, resolver: &Resolver<'_>, trail: &Trail, today: &s
     }
 }
 
+/// Judges a `kms_key_id` expression that is not in any file of the module (a `.tf.json`
+/// template): status, reason and message only; the remedy is meaningless there.
+pub fn judge_detached(module: &Module, resolver: &Resolver<'_>, expr: &Expression) -> Verdict {
+    let (value, steps) = resolver.resolve(expr, usize::MAX);
+    let trail = Trail {
+        at: BlockRef { file: usize::MAX, index: 0 },
+        label: String::new(),
+        address: String::new(),
+        line: 0,
+        column: 0,
+        meta_argument: None,
+        provider: None,
+    };
+    let mut verdict = classify(module, resolver, &trail, expr, &value, &steps);
+    verdict.remedy = Remedy::None;
+    verdict
+}
+
 /// Where a value came from, for messages: ` (through var.x's default)`.
 fn provenance(steps: &[Step]) -> String {
     let parts: Vec<String> = steps
@@ -355,6 +373,15 @@ fn classify(
             }
         )
     });
+    let from_tfvars = steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Variable {
+                source: VariableSource::Tfvars,
+                ..
+            }
+        )
+    });
     // A value that came from a variable is the caller's to choose: the fix keeps the
     // variable and falls back to a new key, when that can be written.
     let variable_remedy = || {
@@ -369,7 +396,9 @@ fn classify(
     };
     match value {
         Value::Null => {
-            let (reason, remedy) = if from_default {
+            let (reason, remedy) = if from_tfvars {
+                ("tfvars-null", variable_remedy())
+            } else if from_default {
                 ("variable-default-null", variable_remedy())
             } else if steps.is_empty() {
                 ("null", Remedy::GenerateKey)
@@ -379,7 +408,9 @@ fn classify(
             Verdict::noncompliant(reason, format!("kms_key_id is null{via}: logs are not encrypted with a customer-managed key"), remedy)
         }
         Value::String(s) if s.trim().is_empty() => {
-            let (reason, remedy) = if from_default {
+            let (reason, remedy) = if from_tfvars {
+                ("tfvars-empty", variable_remedy())
+            } else if from_default {
                 ("variable-default-empty", variable_remedy())
             } else if !steps.is_empty() || !matches!(expr, Expression::String(_)) {
                 ("resolves-to-empty", Remedy::GenerateKey)

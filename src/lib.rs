@@ -35,6 +35,7 @@ pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod suppress;
+pub mod tfjson;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -235,6 +236,16 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
         } else if !fix.edits.is_empty() {
             // Shown, not written: its own diff goes with the finding.
             summary.diff = render_fix_alone(&module, fix);
+        }
+    }
+    for path in dir.json_files.iter().filter(|p| dir.targets.contains(*p)) {
+        let Ok(bytes) = std::fs::read(path) else { continue };
+        if memchr::memmem::find(&bytes, TRAIL_MARKER).is_none() {
+            continue;
+        }
+        match tfjson::check_json_file(&module, path, &bytes) {
+            Ok(findings) => report.findings.extend(findings),
+            Err(error) => report.errors.push(error),
         }
     }
     if !selected.is_empty() {

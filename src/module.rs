@@ -197,8 +197,8 @@ impl Module {
 
     /// The source text of an expression (or of any spanned node) in a file.
     pub fn text_of<'a>(&'a self, file: usize, node: &impl Span) -> Option<&'a str> {
-        node.span()
-            .and_then(|range| self.files[file].source.text.get(range))
+        let text = &self.files.get(file)?.source.text;
+        node.span().and_then(|range| text.get(range))
     }
 }
 

@@ -191,6 +191,10 @@ impl<'m> Resolver<'m> {
     }
 
     fn eval_template(&self, template: &Template, file: usize, depth: usize) -> Value {
+        // `"${x}"` alone is `x` itself, unconverted (HCL's rule; common in 0.11-era code).
+        if let [Element::Interpolation(only)] = template.iter().collect::<Vec<_>>().as_slice() {
+            return self.eval(&only.expr, file, depth);
+        }
         let mut out = String::new();
         let mut partial = false;
         for element in template.iter() {
