@@ -2,10 +2,10 @@
 //! (directory), because everything that needs context — labels in use, data sources, keys,
 //! variables — is module-wide in Terraform.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-use walkdir::WalkDir;
+use std::sync::Mutex;
 
 use crate::model::FileError;
 
@@ -95,43 +95,20 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
             }
             continue;
         }
-        let walker = WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|entry| {
-                entry.depth() == 0
-                    || !entry.file_type().is_dir()
-                    || !entry.file_name().to_str().is_some_and(is_skipped_dir)
-            });
-        for entry in walker {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(error) => {
-                    let path = error.path().unwrap_or(root).to_path_buf();
-                    errors.push(FileError::new(path, format!("cannot walk: {error}")));
-                    continue;
+        let walked = walk(root);
+        errors.extend(walked.errors);
+        for found in walked.modules {
+            match modules.entry(found.dir.clone()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(found);
                 }
-            };
-            let path = entry.path();
-            let Some(kind) = file_kind(path) else {
-                continue;
-            };
-            let is_file = entry.file_type().is_file()
-                || (entry.file_type().is_symlink() && path.metadata().is_ok_and(|m| m.is_file()));
-            if !is_file {
-                continue;
+                Entry::Occupied(mut slot) => {
+                    let module = slot.get_mut();
+                    module.files.extend(found.files);
+                    module.json_files.extend(found.json_files);
+                    module.targets.extend(found.targets);
+                }
             }
-            let dir = parent_dir(path);
-            let module = modules.entry(dir.clone()).or_insert_with(|| ModuleDir {
-                dir,
-                ..ModuleDir::default()
-            });
-            match kind {
-                FileKind::Native => module.files.push(path.to_path_buf()),
-                FileKind::Json => module.json_files.push(path.to_path_buf()),
-            }
-            module.targets.insert(path.to_path_buf());
         }
     }
     let modules = modules
@@ -145,6 +122,82 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
         })
         .collect();
     Discovery { modules, errors }
+}
+
+/// Walks the directory `root` in parallel: every directory is listed by a rayon task that
+/// spawns one task per subdirectory, so both listing and the per-directory work spread over
+/// all cores. Each directory's Terraform files become one [`ModuleDir`]; hidden
+/// subdirectories are skipped and links to directories are not followed.
+fn walk(root: &Path) -> Discovery {
+    let found = Mutex::new(Discovery::default());
+    rayon::scope(|scope| walk_dir(scope, root.to_path_buf(), &found));
+    found
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn walk_dir<'s>(scope: &rayon::Scope<'s>, dir: PathBuf, found: &'s Mutex<Discovery>) {
+    let record_error = |path: &Path, error: std::io::Error| {
+        let error = FileError::new(path, format!("cannot walk: {error}"));
+        found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .errors
+            .push(error);
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) => return record_error(&dir, error),
+    };
+    let mut module: Option<ModuleDir> = None;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                record_error(&dir, error);
+                continue;
+            }
+        };
+        let path = dir.join(entry.file_name());
+        // On Linux and macOS the type comes with the directory entry: no `stat` per file.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(error) => {
+                record_error(&path, error);
+                continue;
+            }
+        };
+        if file_type.is_dir() {
+            if !entry.file_name().to_str().is_some_and(is_skipped_dir) {
+                scope.spawn(move |scope| walk_dir(scope, path, found));
+            }
+            continue;
+        }
+        let Some(kind) = file_kind(&path) else {
+            continue;
+        };
+        let is_file = file_type.is_file()
+            || (file_type.is_symlink() && path.metadata().is_ok_and(|m| m.is_file()));
+        if !is_file {
+            continue;
+        }
+        let module = module.get_or_insert_with(|| ModuleDir {
+            dir: parent_dir(&path),
+            ..ModuleDir::default()
+        });
+        match kind {
+            FileKind::Native => module.files.push(path.clone()),
+            FileKind::Json => module.json_files.push(path.clone()),
+        }
+        module.targets.insert(path);
+    }
+    if let Some(module) = module {
+        found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .modules
+            .push(module);
+    }
 }
 
 /// The directory a file belongs to, `.` for a bare file name.
@@ -196,5 +249,77 @@ mod tests {
         assert!(is_skipped_dir(".git"));
         assert!(!is_skipped_dir("."));
         assert!(!is_skipped_dir("modules"));
+    }
+
+    /// The parallel walk must find what a sequential one finds, in the same order.
+    #[test]
+    fn walk_groups_by_directory_sorted_and_skips_hidden_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for file in [
+            "b/main.tf",
+            "b/variables.tf",
+            "a/z.tf",
+            "a/a.tf",
+            "a/keys.tf.json",
+            "a/nested/deep/main.tf",
+            "a/notes.md",
+            ".terraform/modules/vendored/main.tf",
+            "a/.hidden/main.tf",
+            "root.tf",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "").unwrap();
+        }
+        let found = discover(&[root.to_path_buf()]);
+        assert!(found.errors.is_empty(), "{:?}", found.errors);
+        let dirs: Vec<&Path> = found.modules.iter().map(|m| m.dir.as_path()).collect();
+        assert_eq!(
+            dirs,
+            [
+                root.to_path_buf(),
+                root.join("a"),
+                root.join("a/nested/deep"),
+                root.join("b")
+            ]
+        );
+        let a = &found.modules[1];
+        assert_eq!(a.files, [root.join("a/a.tf"), root.join("a/z.tf")]);
+        assert_eq!(a.json_files, [root.join("a/keys.tf.json")]);
+        assert_eq!(a.targets.len(), 3);
+    }
+
+    #[test]
+    fn overlapping_roots_merge_into_one_module() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("m")).unwrap();
+        std::fs::write(root.join("m/main.tf"), "").unwrap();
+        std::fs::write(root.join("m/other.tf"), "").unwrap();
+        let found = discover(&[root.to_path_buf(), root.join("m"), root.join("m/main.tf")]);
+        assert_eq!(found.modules.len(), 1);
+        assert_eq!(
+            found.modules[0].files,
+            [root.join("m/main.tf"), root.join("m/other.tf")]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_files_are_listed_links_to_dirs_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/main.tf"), "").unwrap();
+        std::os::unix::fs::symlink(root.join("real/main.tf"), root.join("real/linked.tf"))
+            .unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("loop")).unwrap();
+        let found = discover(&[root.to_path_buf()]);
+        assert_eq!(found.modules.len(), 1);
+        assert_eq!(
+            found.modules[0].files,
+            [root.join("real/linked.tf"), root.join("real/main.tf")]
+        );
     }
 }

@@ -966,15 +966,18 @@ mod tests {
     #[test]
     fn edits_apply_in_order_and_refuse_overlap() {
         let a = Edit {
+            path: PathBuf::new(),
             range: 4..5,
             text: "X".into(),
         };
         let b = Edit {
+            path: PathBuf::new(),
             range: 0..0,
             text: ">".into(),
         };
         assert_eq!(apply_edits("0123456", &[&a, &b]).unwrap(), ">0123X56");
         let c = Edit {
+            path: PathBuf::new(),
             range: 3..6,
             text: String::new(),
         };

@@ -159,7 +159,11 @@ mod tests {
     fn syntax_error_has_position() {
         let source = SourceFile::from_bytes("x.tf", b"a = 1\nb = {\n".to_vec()).unwrap();
         let error = parse_source(&source).unwrap_err();
-        assert_eq!(error.line, Some(2), "the parser reports the end of input on the last line");
+        assert_eq!(
+            error.line,
+            Some(2),
+            "the parser reports the end of input on the last line"
+        );
         assert!(error.message.contains("cannot parse HCL"));
     }
 }

@@ -1,0 +1,745 @@
+//! Deployment tests: what ctfix writes must initialise, validate, plan and apply, and the key
+//! policy it wrote must actually let the trail use the key. A fix that satisfies a scanner but
+//! fails at `terraform apply` is worse than no fix.
+//!
+//! One trial per `tests/deploy/cases/<case>/` (a small deployable root module without a
+//! provider block, plus `case.json`; see `tests/deploy/README.md`). Each trial:
+//! 1. copies the case to a temporary directory and runs the built `ctfix --apply --yes`
+//!    (`--unsafe-fixes` when the case says so); the fix must change something, exit 0, and a
+//!    second check of the result must find nothing left to do;
+//! 2. writes `provider.tf` pointing every AWS provider (default and the case's aliases) at a
+//!    moto server on loopback, with fake credentials;
+//! 3. runs `terraform init`, `terraform validate` (no errors and no warnings),
+//!    `terraform apply`;
+//! 4. reads back through the AWS APIs: each trial's trail's `KmsKeyId` is the ARN of a KMS key
+//!    the configuration manages, in the trail's region, enabled, customer-managed, rotated;
+//!    the key's policy, evaluated with [`ctfix::policy`] for the trail's real ARN and
+//!    encryption context, lets `cloudtrail.amazonaws.com` `kms:GenerateDataKey*` and
+//!    `kms:DescribeKey`, lets the account administer the key, and does not let a trail of
+//!    another account use it;
+//! 5. `terraform plan -detailed-exitcode` must report no changes.
+//!
+//! Tools: `terraform` on `PATH`; the provider mirror (`CTFIX_TF_PLUGIN_MIRROR`, default
+//! `/opt/tf-plugins`); moto (`CTFIX_MOTO_SERVER`, else `moto_server` on `PATH`). The harness
+//! writes its own Terraform CLI configuration, so plain `cargo test` works. When a tool is
+//! missing every trial reports itself **ignored** with the reason (also printed to stderr) —
+//! never passed — unless `CTFIX_REQUIRE_TOOLS=1`, when it fails. Each trial starts its own
+//! moto server (so no trial sees another's trails) and stops it when it ends, pass or fail.
+//!
+//! A case with `"pending": "<reason>"` in `case.json` waits for a ctfix feature: while ctfix
+//! leaves its trail unfixed (exits non-zero, or changes nothing) the trial is ignored with that
+//! reason; once ctfix fixes it, the trial runs like any other.
+//!
+//! A failing trial keeps its work directory (module, `logs/<step>.stdout|stderr`) and names it.
+
+// A test harness reports skipped trials on stderr.
+#![allow(clippy::print_stderr)]
+
+#[path = "deploy/aws.rs"]
+mod aws;
+#[path = "deploy/moto.rs"]
+mod moto;
+#[path = "deploy/process.rs"]
+mod process;
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ctfix::policy::{account_can_administer_key, cloudtrail_can_use_key, Conditions};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use serde_json::{json, Value};
+
+use crate::moto::MotoServer;
+use crate::process::{tail, Finished};
+
+/// The account moto runs everything in.
+const ACCOUNT: &str = "123456789012";
+/// An account that must not be able to use the key.
+const FOREIGN_ACCOUNT: &str = "210987654321";
+/// The region of the default provider.
+const DEFAULT_REGION: &str = "us-east-1";
+/// The AWS services the provider is pointed at moto for.
+const SERVICES: [&str; 6] = ["cloudtrail", "iam", "kms", "logs", "s3", "sts"];
+/// CloudTrail's `GetTrail` in the JSON protocol.
+const GET_TRAIL: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetTrail";
+
+/// `case.json`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseConfig {
+    /// What the case shows (for people).
+    #[allow(dead_code)]
+    description: String,
+    /// How many `aws_cloudtrail` instances the applied state must hold.
+    trails: usize,
+    /// Run ctfix with `--unsafe-fixes`.
+    #[serde(default)]
+    unsafe_fixes: bool,
+    /// Aliased `provider "aws"` configurations the case uses.
+    #[serde(default)]
+    providers: Vec<AliasedProvider>,
+    /// The reason to report while ctfix leaves this case's trail unfixed.
+    #[serde(default)]
+    pending: Option<String>,
+}
+
+/// One `provider "aws" { alias = … }`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasedProvider {
+    alias: String,
+    region: String,
+}
+
+/// A case directory and its parsed `case.json`.
+struct Case {
+    name: String,
+    dir: PathBuf,
+    config: Result<CaseConfig, String>,
+}
+
+/// The external tools, all present.
+struct Tools {
+    terraform: PathBuf,
+    moto_server: PathBuf,
+    /// The Terraform CLI configuration the harness wrote (providers from the mirror only).
+    cli_config: PathBuf,
+}
+
+/// What every trial shares.
+struct Shared {
+    /// The tools, or why some are missing.
+    tools: Result<Tools, String>,
+    /// `CTFIX_REQUIRE_TOOLS`: a missing tool fails instead of ignoring.
+    required: bool,
+    /// `(case, reason)` of every trial that ignored itself, for the closing summary.
+    ignored: Mutex<Vec<(String, String)>>,
+    /// Holds the CLI configuration file.
+    _config_dir: tempfile::TempDir,
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let config_dir = tempfile::Builder::new()
+        .prefix("ctfix-deploy-tfconfig-")
+        .tempdir()
+        .expect("create a temporary directory");
+    let shared = Arc::new(Shared {
+        tools: find_tools(config_dir.path()),
+        required: support::tools_required(),
+        ignored: Mutex::new(Vec::new()),
+        _config_dir: config_dir,
+    });
+    if let Err(reason) = &shared.tools {
+        announce_missing_tools(reason, shared.required);
+    }
+
+    let trials = load_cases()
+        .into_iter()
+        .map(|case| {
+            let shared = Arc::clone(&shared);
+            Trial::ignorable_test(case.name.clone(), move || run_trial(&case, &shared))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+
+    let ignored = std::mem::take(&mut *shared.ignored.lock().unwrap_or_else(|e| e.into_inner()));
+    if !ignored.is_empty() {
+        eprintln!(
+            "\nctfix deploy tests: {} trial(s) IGNORED, not passed:",
+            ignored.len()
+        );
+        for (case, reason) in &ignored {
+            eprintln!("  {case}: {reason}");
+        }
+    }
+    conclusion.exit_code()
+}
+
+/// Prints, loudly, that the deploy trials cannot run here.
+fn announce_missing_tools(reason: &str, required: bool) {
+    let rule = "=".repeat(78);
+    eprintln!("{rule}");
+    if required {
+        eprintln!("ctfix deploy tests: CTFIX_REQUIRE_TOOLS is set and a tool is missing, so every");
+        eprintln!("deploy trial FAILS: {reason}");
+    } else {
+        eprintln!("ctfix deploy tests SKIPPED: {reason}");
+        eprintln!("Every deploy trial reports itself as ignored, never as passed. scripts/test");
+        eprintln!("installs moto and uses the provider mirror; CTFIX_REQUIRE_TOOLS=1 makes a");
+        eprintln!("missing tool a failure.");
+    }
+    eprintln!("{rule}");
+}
+
+/// Every case directory, sorted by name.
+fn load_cases() -> Vec<Case> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy/cases");
+    let mut cases: Vec<Case> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("read {}: {e}", root.display()))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| {
+            let dir = entry.path();
+            let config_path = dir.join("case.json");
+            let config = std::fs::read_to_string(&config_path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+                .map_err(|e| format!("{}: {e}", config_path.display()));
+            Case {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                dir,
+                config,
+            }
+        })
+        .collect();
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    cases
+}
+
+/// Finds terraform, the mirror and moto, and writes the CLI configuration; or says what is
+/// missing.
+fn find_tools(config_dir: &Path) -> Result<Tools, String> {
+    let mut missing = Vec::new();
+    let terraform = find_on_path("terraform");
+    if terraform.is_none() {
+        missing.push("terraform is not on PATH".to_owned());
+    }
+    let mirror = support::provider_mirror()
+        .map_err(|reason| missing.push(reason))
+        .ok();
+    let moto_server = match std::env::var_os("CTFIX_MOTO_SERVER") {
+        Some(path) if is_executable(Path::new(&path)) => Some(PathBuf::from(path)),
+        Some(path) => {
+            missing.push(format!(
+                "CTFIX_MOTO_SERVER={} is not an executable file",
+                Path::new(&path).display()
+            ));
+            None
+        }
+        None => find_on_path("moto_server").or_else(|| {
+            missing.push(
+                "moto_server is not on PATH and CTFIX_MOTO_SERVER is not set (pip install 'moto[server]')"
+                    .to_owned(),
+            );
+            None
+        }),
+    };
+    match (terraform, mirror, moto_server) {
+        (Some(terraform), Some(mirror), Some(moto_server)) => {
+            let cli_config = config_dir.join("terraformrc");
+            let mirror_path =
+                serde_json::to_string(&mirror.to_string_lossy()).map_err(|e| e.to_string())?;
+            let text = format!(
+                "# Written by tests/deploy.rs: providers come from the local mirror only.\n\
+                 disable_checkpoint = true\n\
+                 provider_installation {{\n  filesystem_mirror {{\n    path    = {mirror_path}\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n}}\n"
+            );
+            std::fs::write(&cli_config, text)
+                .map_err(|e| format!("write {}: {e}", cli_config.display()))?;
+            Ok(Tools {
+                terraform,
+                moto_server,
+                cli_config,
+            })
+        }
+        _ => Err(missing.join("; ")),
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| is_executable(path))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// One trial: the outcome, with the work directory kept (and named) on failure.
+fn run_trial(case: &Case, shared: &Shared) -> Result<Completion, Failed> {
+    let config = case.config.as_ref().map_err(Failed::from)?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("ctfix-deploy-{}-", case.name))
+        .tempdir()
+        .map_err(|e| format!("create a work directory: {e}"))?;
+    match deploy_case(case, config, shared, work.path()) {
+        Ok(Completion::Ignored { reason }) => {
+            let reason = reason.unwrap_or_default();
+            eprintln!("ctfix deploy: {} IGNORED: {reason}", case.name);
+            shared
+                .ignored
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((case.name.clone(), reason.clone()));
+            Ok(Completion::ignored_with(reason))
+        }
+        Ok(Completion::Completed) => Ok(Completion::Completed),
+        Err(message) => {
+            let kept = work.keep();
+            Err(format!("{message}\n(work directory kept: {})", kept.display()).into())
+        }
+    }
+}
+
+/// Step timings, printed after a trial passes.
+struct Timings {
+    case: String,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl Timings {
+    fn time<T>(&mut self, step: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let result = f();
+        self.steps.push((step, start.elapsed()));
+        result
+    }
+
+    fn report(&self) {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(step, took)| format!("{step} {:.1}s", took.as_secs_f64()))
+            .collect();
+        eprintln!("ctfix deploy: {}: {}", self.case, steps.join(", "));
+    }
+}
+
+/// The whole flow for one case in `work`.
+fn deploy_case(
+    case: &Case,
+    config: &CaseConfig,
+    shared: &Shared,
+    work: &Path,
+) -> Result<Completion, String> {
+    let module = work.join("module");
+    let logs = work.join("logs");
+    support::copy_tree(&case.dir, &module);
+    std::fs::remove_file(module.join("case.json")).map_err(|e| format!("remove case.json: {e}"))?;
+    let mut timings = Timings {
+        case: case.name.clone(),
+        steps: Vec::new(),
+    };
+
+    if let Some(unfixed) = timings.time("ctfix", || fix(config, &module, &logs))? {
+        return match &config.pending {
+            Some(reason) => Ok(Completion::ignored_with(format!("{reason} ({unfixed})"))),
+            None => Err(format!("ctfix left the trail unfixed: {unfixed}")),
+        };
+    }
+
+    let tools = match &shared.tools {
+        Ok(tools) => tools,
+        Err(reason) if shared.required => {
+            return Err(format!(
+                "CTFIX_REQUIRE_TOOLS is set and a tool is missing: {reason}"
+            ))
+        }
+        Err(reason) => return Ok(Completion::ignored_with(format!("tool missing: {reason}"))),
+    };
+    let moto = timings.time("moto", || MotoServer::start(&tools.moto_server, &logs))?;
+    let moto = &moto;
+    write_providers(&module, config, moto)?;
+
+    let terraform = |step: &str, args: &[&str], timeout_s: u64| {
+        run_terraform(
+            tools,
+            &module,
+            &logs,
+            step,
+            args,
+            Duration::from_secs(timeout_s),
+        )
+    };
+    let init = timings.time("init", || {
+        terraform("init", &["init", "-input=false", "-no-color"], 180)
+    })?;
+    if init.code() != 0 {
+        return Err(format!("terraform init failed\n{}", init.describe()));
+    }
+    let validate = timings.time("validate", || {
+        terraform("validate", &["validate", "-json", "-no-color"], 180)
+    })?;
+    check_validate(&validate, &module)?;
+    let apply = timings.time("apply", || {
+        terraform(
+            "apply",
+            &["apply", "-auto-approve", "-input=false", "-no-color"],
+            600,
+        )
+    })?;
+    if apply.code() != 0 {
+        return Err(format!(
+            "terraform apply failed\n{}\n--- moto log (last lines) ---\n{}",
+            apply.describe(),
+            moto.log_tail()
+        ));
+    }
+    let show = timings.time("show", || {
+        terraform("show", &["show", "-json", "-no-color"], 180)
+    })?;
+    if show.code() != 0 {
+        return Err(format!("terraform show failed\n{}", show.describe()));
+    }
+    let state: Value = serde_json::from_str(&show.stdout)
+        .map_err(|e| format!("terraform show -json printed no JSON ({e})"))?;
+    timings.time("read-back", || read_back(config, &state, moto))?;
+    let plan = timings.time("plan", || {
+        terraform(
+            "plan",
+            &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+            300,
+        )
+    })?;
+    match plan.code() {
+        0 => {}
+        2 => {
+            return Err(format!(
+                "terraform plan after apply is not empty:\n{}",
+                tail(&plan.stdout, 150)
+            ))
+        }
+        _ => return Err(format!("terraform plan failed\n{}", plan.describe())),
+    }
+    timings.report();
+    Ok(Completion::Completed)
+}
+
+/// Runs ctfix on the module: `Ok(None)` when it fixed it and the fix converges, `Ok(Some(why))`
+/// when it left it unfixed.
+fn fix(config: &CaseConfig, module: &Path, logs: &Path) -> Result<Option<String>, String> {
+    let before = snapshot(module);
+    let unsafe_fixes: &[&str] = if config.unsafe_fixes {
+        &["--unsafe-fixes"]
+    } else {
+        &[]
+    };
+    let mut apply = support::ctfix();
+    apply
+        .args(["--apply", "--yes"])
+        .args(unsafe_fixes)
+        .arg(module);
+    let applied = process::run(apply, logs, "ctfix-apply", Duration::from_secs(120))?;
+    if applied.code() != 0 {
+        return Ok(Some(format!(
+            "ctfix --apply exited {}: {}",
+            applied.code(),
+            tail(&applied.stdout, 20)
+        )));
+    }
+    if snapshot(module) == before {
+        return Ok(Some(
+            "ctfix --apply exited 0 and changed nothing".to_owned(),
+        ));
+    }
+    let mut check = support::ctfix();
+    check.args(unsafe_fixes).arg(module);
+    let rechecked = process::run(check, logs, "ctfix-recheck", Duration::from_secs(120))?;
+    if rechecked.code() != 0 {
+        return Err(format!(
+            "ctfix does not converge: checking its own output finds more to do\n{}",
+            rechecked.describe()
+        ));
+    }
+    Ok(None)
+}
+
+/// Every file of the tree with its bytes.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    support::list_files(root)
+        .into_iter()
+        .map(|rel| {
+            let bytes = std::fs::read(root.join(&rel)).unwrap_or_default();
+            (rel, bytes)
+        })
+        .collect()
+}
+
+/// Writes `provider.tf`: the default provider and the case's aliases, all talking to moto.
+fn write_providers(module: &Path, config: &CaseConfig, moto: &MotoServer) -> Result<(), String> {
+    let path = module.join("provider.tf");
+    if path.exists() {
+        return Err("the case has its own provider.tf; providers belong in case.json".to_owned());
+    }
+    let endpoint = moto.endpoint();
+    let mut text = String::from(
+        "# Written by tests/deploy.rs: every provider talks to the moto server on loopback.\n",
+    );
+    let providers = std::iter::once((None, DEFAULT_REGION)).chain(
+        config
+            .providers
+            .iter()
+            .map(|p| (Some(p.alias.as_str()), p.region.as_str())),
+    );
+    for (alias, region) in providers {
+        text.push_str("\nprovider \"aws\" {\n");
+        if let Some(alias) = alias {
+            text.push_str(&format!("  alias                       = \"{alias}\"\n"));
+        }
+        text.push_str(&format!(
+            "  region                      = \"{region}\"\n\
+             \x20 access_key                  = \"testing\"\n\
+             \x20 secret_key                  = \"testing\"\n\
+             \x20 skip_credentials_validation = true\n\
+             \x20 skip_requesting_account_id  = true\n\
+             \x20 skip_metadata_api_check     = true\n\
+             \x20 s3_use_path_style           = true\n\
+             \x20 max_retries                 = 2\n\n\
+             \x20 endpoints {{\n"
+        ));
+        for service in SERVICES {
+            text.push_str(&format!("    {service:<10} = \"{endpoint}\"\n"));
+        }
+        text.push_str("  }\n}\n");
+    }
+    std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// A terraform command in `module` with the harness's CLI configuration and none of the
+/// caller's `TF_*` / `AWS_*` settings.
+fn run_terraform(
+    tools: &Tools,
+    module: &Path,
+    logs: &Path,
+    step: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<Finished, String> {
+    let mut command = Command::new(&tools.terraform);
+    command.current_dir(module).args(args);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("TF_") || text.starts_with("AWS_") || text == "CHECKPOINT_DISABLE" {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env("TF_CLI_CONFIG_FILE", &tools.cli_config)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    process::run(command, logs, step, timeout)
+}
+
+/// `terraform validate -json` must report a valid configuration without warnings.
+fn check_validate(validate: &Finished, module: &Path) -> Result<(), String> {
+    let report: Value = serde_json::from_str(&validate.stdout).map_err(|e| {
+        format!(
+            "terraform validate -json printed no JSON ({e})\n{}",
+            validate.describe()
+        )
+    })?;
+    let valid = report["valid"].as_bool() == Some(true);
+    let warnings = report["warning_count"].as_u64().unwrap_or(0);
+    if valid && warnings == 0 && validate.code() == 0 {
+        return Ok(());
+    }
+    let diagnostics: Vec<String> = report["diagnostics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let range = &d["range"];
+            format!(
+                "{} {}:{}:{}: {}\n    {}",
+                d["severity"].as_str().unwrap_or("?"),
+                range["filename"].as_str().unwrap_or("?"),
+                range["start"]["line"],
+                range["start"]["column"],
+                d["summary"].as_str().unwrap_or_default(),
+                d["detail"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let files: Vec<String> = support::list_files(module)
+        .into_iter()
+        .filter(|rel| rel.extension().is_some_and(|ext| ext == "tf"))
+        .map(|rel| {
+            let text = std::fs::read_to_string(module.join(&rel)).unwrap_or_default();
+            format!("--- {} ---\n{text}", rel.display())
+        })
+        .collect();
+    Err(format!(
+        "terraform validate: valid={valid}, {warnings} warning(s):\n{}\n{}",
+        diagnostics.join("\n"),
+        files.join("\n")
+    ))
+}
+
+/// The managed resources of a `terraform show -json` state, child modules included.
+fn managed_resources(state: &Value) -> Vec<&Value> {
+    fn collect<'a>(module: &'a Value, out: &mut Vec<&'a Value>) {
+        for resource in module["resources"].as_array().into_iter().flatten() {
+            if resource["mode"] == "managed" {
+                out.push(resource);
+            }
+        }
+        for child in module["child_modules"].as_array().into_iter().flatten() {
+            collect(child, out);
+        }
+    }
+    let mut out = Vec::new();
+    collect(&state["values"]["root_module"], &mut out);
+    out
+}
+
+/// Reads the trails and their keys back from moto and judges them; every problem is listed.
+fn read_back(config: &CaseConfig, state: &Value, moto: &MotoServer) -> Result<(), String> {
+    let resources = managed_resources(state);
+    let of_type = |kind: &str| -> Vec<&Value> {
+        resources
+            .iter()
+            .copied()
+            .filter(|r| r["type"] == kind)
+            .collect()
+    };
+    let trails = of_type("aws_cloudtrail");
+    let managed_keys: BTreeMap<&str, &str> = of_type("aws_kms_key")
+        .into_iter()
+        .filter_map(|key| Some((key["values"]["arn"].as_str()?, key["address"].as_str()?)))
+        .collect();
+    let mut problems = Vec::new();
+    if trails.len() != config.trails {
+        problems.push(format!(
+            "the state holds {} aws_cloudtrail instance(s), case.json expects {}",
+            trails.len(),
+            config.trails
+        ));
+    }
+    for trail in trails {
+        let address = trail["address"].as_str().unwrap_or("?");
+        if let Err(problem) = check_trail(trail, &managed_keys, moto) {
+            problems.push(format!("{address}: {problem}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "read-back found problems:\n- {}",
+            problems.join("\n- ")
+        ))
+    }
+}
+
+/// The checks on one trail instance of the state.
+fn check_trail(
+    trail: &Value,
+    managed_keys: &BTreeMap<&str, &str>,
+    moto: &MotoServer,
+) -> Result<(), String> {
+    let arn = trail["values"]["arn"]
+        .as_str()
+        .ok_or("the state has no arn for it")?;
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_, partition, _, region, account, resource] = parts[..] else {
+        return Err(format!("unexpected trail ARN {arn}"));
+    };
+    if account != ACCOUNT {
+        return Err(format!("trail {arn} is not in moto's account {ACCOUNT}"));
+    }
+    let api = aws::call(
+        moto.port,
+        "cloudtrail",
+        region,
+        GET_TRAIL,
+        &json!({ "Name": arn }),
+    )?;
+    let found = &api["Trail"];
+    if found["TrailARN"] != arn {
+        return Err(format!("GetTrail({arn}) answered another trail: {found}"));
+    }
+    let key_arn = found["KmsKeyId"]
+        .as_str()
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "CloudTrail reports no KmsKeyId for {arn}: the trail is not encrypted with a CMK"
+            )
+        })?;
+    let mut problems = Vec::new();
+    if trail["values"]["kms_key_id"] != key_arn {
+        problems.push(format!(
+            "the state's kms_key_id {} differs from CloudTrail's KmsKeyId {key_arn}",
+            trail["values"]["kms_key_id"]
+        ));
+    }
+    if !managed_keys.contains_key(key_arn) {
+        problems.push(format!(
+            "KmsKeyId {key_arn} is not a key this configuration manages (it manages {:?})",
+            managed_keys.values().collect::<Vec<_>>()
+        ));
+    }
+    let key_region = key_arn.split(':').nth(3).unwrap_or_default();
+    if key_region != region {
+        problems.push(format!("the key is in {key_region}, the trail in {region}"));
+    }
+    let kms = |action: &str, body: Value| {
+        aws::call(
+            moto.port,
+            "kms",
+            key_region,
+            &format!("TrentService.{action}"),
+            &body,
+        )
+    };
+    let metadata = &kms("DescribeKey", json!({ "KeyId": key_arn }))?["KeyMetadata"];
+    for (field, expected) in [
+        ("Arn", key_arn),
+        ("KeyState", "Enabled"),
+        ("KeyManager", "CUSTOMER"),
+        ("KeySpec", "SYMMETRIC_DEFAULT"),
+        ("KeyUsage", "ENCRYPT_DECRYPT"),
+    ] {
+        if metadata[field] != expected {
+            problems.push(format!(
+                "DescribeKey: {field} is {}, not {expected}",
+                metadata[field]
+            ));
+        }
+    }
+    let rotation = kms("GetKeyRotationStatus", json!({ "KeyId": key_arn }))?;
+    if rotation["KeyRotationEnabled"] != true {
+        problems.push("key rotation is not enabled".to_owned());
+    }
+    let answer = kms(
+        "GetKeyPolicy",
+        json!({ "KeyId": key_arn, "PolicyName": "default" }),
+    )?;
+    let text = answer["Policy"]
+        .as_str()
+        .ok_or("GetKeyPolicy returned no Policy")?;
+    let policy: Value = serde_json::from_str(text)
+        .map_err(|e| format!("the key policy is not JSON ({e}): {text}"))?;
+    let pretty = serde_json::to_string_pretty(&policy).unwrap_or_default();
+    if let Err(missing) = cloudtrail_can_use_key(&policy, arn, ACCOUNT, Conditions::Evaluate) {
+        problems.push(format!(
+            "the key policy does not allow cloudtrail.amazonaws.com {missing:?} for {arn}:\n{pretty}"
+        ));
+    }
+    if !account_can_administer_key(&policy, partition, ACCOUNT, Conditions::Evaluate) {
+        problems.push(format!(
+            "the key policy does not let account {ACCOUNT} administer the key:\n{pretty}"
+        ));
+    }
+    let foreign = format!("arn:{partition}:cloudtrail:{region}:{FOREIGN_ACCOUNT}:{resource}");
+    if cloudtrail_can_use_key(&policy, &foreign, FOREIGN_ACCOUNT, Conditions::Evaluate).is_ok() {
+        problems.push(format!(
+            "the key policy lets a trail of another account ({foreign}) use the key:\n{pretty}"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
+    }
+}

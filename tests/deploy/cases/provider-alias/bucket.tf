@@ -1,0 +1,31 @@
+# The bucket the trail delivers to, with the policy CloudTrail needs.
+
+resource "aws_s3_bucket" "logs" {
+  provider = aws.audit
+  bucket   = "ctfix-deploy-alias-logs"
+}
+
+resource "aws_s3_bucket_policy" "logs" {
+  provider = aws.audit
+  bucket   = aws_s3_bucket.logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AWSCloudTrailAclCheck"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "s3:GetBucketAcl"
+        Resource  = aws_s3_bucket.logs.arn
+      },
+      {
+        Sid       = "AWSCloudTrailWrite"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.logs.arn}/*"
+        Condition = { StringEquals = { "s3:x-amz-acl" = "bucket-owner-full-control" } }
+      },
+    ]
+  })
+}
