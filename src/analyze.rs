@@ -240,6 +240,20 @@ fn judge_with(module: &Module, resolver: &Resolver<'_>, trail: &Trail, today: &s
     };
     let (value, steps) = resolver.resolve(&attr.value, trail.at.file);
     let mut verdict = classify(module, resolver, trail, &attr.value, &value, &steps);
+    let caller_decides = steps.iter().find_map(|s| match s {
+        Step::Variable {
+            name,
+            source: VariableSource::NoDefault,
+        } => Some(name),
+        _ => None,
+    });
+    if let (Status::Compliant, Some(name)) = (verdict.status, caller_decides) {
+        // Only part of the value is known: the caller's var.<name> decides the rest.
+        verdict = Verdict::unknown(
+            "variable-no-default",
+            format!("kms_key_id depends on var.{name}, which has no default: the module's caller decides ({})", verdict.message),
+        );
+    }
     if verdict.remedy == Remedy::GenerateKey
         && steps.iter().any(|s| matches!(s, Step::Variable { .. }))
     {
@@ -259,7 +273,10 @@ fn judge_with(module: &Module, resolver: &Resolver<'_>, trail: &Trail, today: &s
 pub fn judge_detached(module: &Module, resolver: &Resolver<'_>, expr: &Expression) -> Verdict {
     let (value, steps) = resolver.resolve(expr, usize::MAX);
     let trail = Trail {
-        at: BlockRef { file: usize::MAX, index: 0 },
+        at: BlockRef {
+            file: usize::MAX,
+            index: 0,
+        },
         label: String::new(),
         address: String::new(),
         line: 0,

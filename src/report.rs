@@ -224,6 +224,14 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
         s.compliant,
         s.noncompliant,
     )?;
+    let fixed = report
+        .findings
+        .iter()
+        .filter(|f| f.fix.as_ref().is_some_and(|fix| fix.applied))
+        .count();
+    if options.applied && fixed > 0 {
+        write!(out, " ({fixed} fixed)")?;
+    }
     if s.unknown > 0 {
         write!(out, ", {} unknown", s.unknown)?;
     }

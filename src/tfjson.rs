@@ -18,9 +18,18 @@ struct JsonTrail {
 }
 
 /// Findings for the trails of one `.tf.json` file.
-pub fn check_json_file(module: &Module, path: &Path, bytes: &[u8]) -> Result<Vec<Finding>, FileError> {
+pub fn check_json_file(
+    module: &Module,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<Finding>, FileError> {
     let root: Json = serde_json::from_slice(bytes).map_err(|error| {
-        FileError::at(path, error.line(), error.column(), format!("cannot parse Terraform JSON: {error}; ctfix leaves this file untouched"))
+        FileError::at(
+            path,
+            error.line(),
+            error.column(),
+            format!("cannot parse Terraform JSON: {error}; ctfix leaves this file untouched"),
+        )
     })?;
     let text = String::from_utf8_lossy(bytes);
     let resolver = Resolver::new(module);
@@ -90,16 +99,27 @@ fn as_objects(value: Option<&Json>) -> Vec<&serde_json::Map<String, Json>> {
 }
 
 /// The JSON syntax's `kms_key_id`: literals, or a string template resolved in the module.
-fn judge_json(module: &Module, resolver: &Resolver<'_>, value: Option<&Json>) -> (Status, &'static str, String) {
+fn judge_json(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    value: Option<&Json>,
+) -> (Status, &'static str, String) {
     let text = match value {
         None => return (Status::Noncompliant, "missing", "kms_key_id is not set: logs are encrypted with SSE-S3 only, not a customer-managed key".into()),
         Some(Json::Null) => return (Status::Noncompliant, "null", "kms_key_id is null: logs are not encrypted with a customer-managed key".into()),
         Some(Json::String(text)) => text,
         Some(_) => return (Status::Noncompliant, "not-a-key-arn", "kms_key_id is not a string, so not a key ARN".into()),
     };
-    let expr = match hcl_edit::parser::parse_expr(&serde_json::to_string(text).unwrap_or_default()) {
+    let expr = match hcl_edit::parser::parse_expr(&serde_json::to_string(text).unwrap_or_default())
+    {
         Ok(expr) => expr,
-        Err(error) => return (Status::Unknown, "unresolved", format!("kms_key_id's template does not parse: {}", error.message())),
+        Err(error) => {
+            return (
+                Status::Unknown,
+                "unresolved",
+                format!("kms_key_id's template does not parse: {}", error.message()),
+            )
+        }
     };
     let verdict = crate::analyze::judge_detached(module, resolver, &expr);
     (verdict.status, verdict.reason, verdict.message)

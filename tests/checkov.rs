@@ -19,21 +19,46 @@ fn checkov() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CTFIX_CHECKOV") {
         return Some(PathBuf::from(path));
     }
-    Command::new("checkov").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| PathBuf::from("checkov"))
+    Command::new("checkov")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| PathBuf::from("checkov"))
 }
 
 /// `(check id, file, resource)` of every failed check, and the resources passing CKV_AWS_35.
-fn run_checkov(checkov: &Path, dir: &Path) -> Result<(BTreeSet<(String, String, String)>, BTreeSet<(String, String)>), String> {
+fn run_checkov(
+    checkov: &Path,
+    dir: &Path,
+) -> Result<
+    (
+        BTreeSet<(String, String, String)>,
+        BTreeSet<(String, String)>,
+    ),
+    String,
+> {
     let output = Command::new(checkov)
         .args(["-d"])
         .arg(dir)
-        .args(["--framework", "terraform", "-o", "json", "--compact", "--skip-download"])
+        .args([
+            "--framework",
+            "terraform",
+            "-o",
+            "json",
+            "--compact",
+            "--skip-download",
+        ])
         .env("BC_SKIP_MAPPING", "TRUE")
         .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
         .output()
         .map_err(|e| e.to_string())?;
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("checkov printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)))?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "checkov printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
     let reports = match json {
         serde_json::Value::Array(items) => items,
         single => vec![single],
@@ -51,7 +76,10 @@ fn run_checkov(checkov: &Path, dir: &Path) -> Result<(BTreeSet<(String, String, 
         }
         for check in results["passed_checks"].as_array().into_iter().flatten() {
             if check["check_id"] == "CKV_AWS_35" {
-                passed_35.insert((check["file_path"].as_str().unwrap_or("").to_owned(), check["resource"].as_str().unwrap_or("").to_owned()));
+                passed_35.insert((
+                    check["file_path"].as_str().unwrap_or("").to_owned(),
+                    check["resource"].as_str().unwrap_or("").to_owned(),
+                ));
             }
         }
     }
@@ -88,8 +116,14 @@ fn check_all(checkov: &Path) -> Result<(), Failed> {
     let (failed_before, _) = run_checkov(checkov, &before)?;
     let (failed_after, passed_after) = run_checkov(checkov, &after)?;
     let new_failures: Vec<_> = failed_after.difference(&failed_before).collect();
-    let still_35: Vec<_> = failed_after.iter().filter(|(id, _, _)| id == "CKV_AWS_35").collect();
-    let trails_passing = passed_after.iter().filter(|(_, r)| r.starts_with("aws_cloudtrail.")).count();
+    let still_35: Vec<_> = failed_after
+        .iter()
+        .filter(|(id, _, _)| id == "CKV_AWS_35")
+        .collect();
+    let trails_passing = passed_after
+        .iter()
+        .filter(|(_, r)| r.starts_with("aws_cloudtrail."))
+        .count();
     eprintln!(
         "checkov over {} fixed fixtures: CKV_AWS_35 passed for {trails_passing} trails, failed for {}; {} failed checks before the fix, {} after, {} new",
         cases.len(),

@@ -364,3 +364,87 @@ fn nix_is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
+
+/// Answers prompts from a script, and records the questions.
+struct Scripted {
+    answers: Vec<bool>,
+    asked: Vec<String>,
+}
+
+impl ctfix::cli::Prompter for Scripted {
+    fn is_interactive(&self) -> bool {
+        true
+    }
+
+    fn confirm(&mut self, question: &str) -> std::io::Result<bool> {
+        self.asked.push(question.to_owned());
+        Ok(self.answers.remove(0))
+    }
+}
+
+fn run_scripted(root: &Path, answer: bool) -> (ctfix::ExitStatus, String, Scripted) {
+    use clap::Parser;
+    let args = ctfix::cli::Args::parse_from([
+        "ctfix",
+        "--apply",
+        "--no-diff",
+        "--color",
+        "never",
+        root.to_str().unwrap(),
+    ]);
+    let mut prompter = Scripted {
+        answers: vec![answer],
+        asked: Vec::new(),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter).unwrap();
+    (status, String::from_utf8(out).unwrap(), prompter)
+}
+
+#[test]
+fn interactive_apply_writes_only_after_yes() {
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let before = snapshot(&root);
+    let (status, out, prompter) = run_scripted(&root, false);
+    assert_eq!(prompter.asked, ["Write these changes to 3 files?"]);
+    assert_eq!(status, ctfix::ExitStatus::Findings);
+    assert!(out.contains("Nothing written."), "{out}");
+    assert_eq!(snapshot(&root), before, "answering no writes nothing");
+
+    let (status, out, _) = run_scripted(&root, true);
+    assert_eq!(status, ctfix::ExitStatus::Clean);
+    assert!(out.contains("Fixed 3 files."), "{out}");
+    assert_ne!(snapshot(&root), before);
+}
+
+#[test]
+fn interactive_apply_through_a_real_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED interactive_apply_through_a_real_terminal: `script` (util-linux) is not installed");
+        return;
+    }
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let command = format!(
+        "{} --apply --no-diff --color never {}",
+        env!("CARGO_BIN_EXE_ctfix"),
+        root.display()
+    );
+    // `script` gives ctfix a pseudo-terminal; the answer arrives once the question is up.
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf y) | timeout 60 script -qefc '{command}' /dev/null"
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Write these changes to 3 files?"), "{text}");
+    assert!(text.contains("Fixed 3 files."), "{text}");
+    assert!(
+        std::fs::read_to_string(root.join("live/prod/cloudtrail.tf"))
+            .unwrap()
+            .contains("kms_key_id")
+    );
+}
