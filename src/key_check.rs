@@ -390,7 +390,7 @@ fn document_to_json(module: &Module, resolver: &Resolver<'_>, at: BlockRef, dept
             )));
         }
     }
-    for statement in block.body.get_blocks("statement") {
+    for statement in blocks_named(resolver, block, "statement", at.file) {
         statements.push(statement_to_json(module, resolver, statement, at.file));
     }
     if depth < 8 {
@@ -451,7 +451,7 @@ fn statement_to_json(
         ("not_principals", "NotPrincipal"),
     ] {
         let mut principals = Map::new();
-        for block in statement.body.get_blocks(hcl) {
+        for block in blocks_named(resolver, statement, hcl, file) {
             let get = |name: &str| {
                 block
                     .body
@@ -478,7 +478,7 @@ fn statement_to_json(
         }
     }
     let mut conditions = Map::new();
-    for condition in statement.body.get_blocks("condition") {
+    for condition in blocks_named(resolver, statement, "condition", file) {
         let get = |name: &str| {
             condition
                 .body
@@ -502,7 +502,136 @@ fn statement_to_json(
     Json::Object(out)
 }
 
+/// The nested blocks called `name`: the static ones, and the `content` of each
+/// `dynamic "<name>"` whose `for_each` is not empty under the module's defaults (an unknown
+/// `for_each` counts as not empty; `<name>.value` inside stays unknown).
+fn blocks_named<'b>(
+    resolver: &Resolver<'_>,
+    parent: &'b Block,
+    name: &'b str,
+    file: usize,
+) -> Vec<&'b Block> {
+    let mut out: Vec<&Block> = parent.body.get_blocks(name).collect();
+    for dynamic in parent.body.get_blocks("dynamic") {
+        if dynamic.labels.first().map(|l| l.as_str()) != Some(name) {
+            continue;
+        }
+        let empty = dynamic
+            .body
+            .get_attribute("for_each")
+            .is_some_and(|for_each| match resolver.value_of(&for_each.value, file) {
+                Value::List(items) => items.is_empty(),
+                Value::Object(map) => map.is_empty(),
+                _ => false,
+            });
+        if !empty {
+            out.extend(dynamic.body.get_blocks("content"));
+        }
+    }
+    out
+}
+
 /// The source span of a node, for callers that splice into policies.
 pub fn span_of(node: &impl Span) -> Option<std::ops::Range<usize>> {
     node.span()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::SourceFile;
+
+    fn module(text: &str) -> Module {
+        let source = SourceFile::from_bytes("main.tf", text.as_bytes().to_vec()).unwrap();
+        Module::from_sources(std::path::Path::new("."), vec![source])
+    }
+
+    #[test]
+    fn dynamic_statements_count_when_their_for_each_is_not_empty() {
+        let text = r#"
+variable "on" {
+  default = true
+}
+resource "aws_kms_key" "k" {
+  policy = data.aws_iam_policy_document.p.json
+}
+data "aws_iam_policy_document" "p" {
+  dynamic "statement" {
+    for_each = (!false && length("") == 0) || var.on ? [1] : []
+    content {
+      principals {
+        type        = "Service"
+        identifiers = ["cloudtrail.amazonaws.com"]
+      }
+      actions   = ["kms:GenerateDataKey*", "kms:DescribeKey"]
+      resources = ["*"]
+    }
+  }
+}
+"#;
+        let m = module(text);
+        let resolver = Resolver::new(&m);
+        assert!(
+            matches!(check_key(&m, &resolver, "k"), KeyVerdict::Usable(_)),
+            "{:?}",
+            check_key(&m, &resolver, "k")
+        );
+        let off = text
+            .replace("default = true", "default = false")
+            .replace("(!false && length(\"\") == 0) || ", "");
+        let m = module(&off);
+        let resolver = Resolver::new(&m);
+        assert!(matches!(
+            check_key(&m, &resolver, "k"),
+            KeyVerdict::MissingGrant { .. }
+        ));
+    }
+}
+
+#[cfg(test)]
+mod lacework_shape {
+    use super::*;
+    use crate::parse::SourceFile;
+
+    #[test]
+    fn root_only_document_with_unknown_account_does_not_grant_cloudtrail() {
+        let text = r#"
+data "aws_caller_identity" "current" {}
+resource "aws_kms_key" "k" {
+  policy = data.aws_iam_policy_document.p.json
+}
+data "aws_iam_policy_document" "p" {
+  statement {
+    sid = "Enable IAM User Permissions"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+    actions   = ["kms:*"]
+    resources = ["*"]
+  }
+  statement {
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
+    }
+    actions   = ["kms:GenerateDataKey*"]
+    resources = ["*"]
+  }
+}
+"#;
+        let source = SourceFile::from_bytes("main.tf", text.as_bytes().to_vec()).unwrap();
+        let m = Module::from_sources(std::path::Path::new("."), vec![source]);
+        let resolver = Resolver::new(&m);
+        let at = m
+            .find_blocks("data", Some("aws_iam_policy_document"), None)
+            .next()
+            .unwrap();
+        let json = document_to_json(&m, &resolver, at, 0);
+        let verdict = check_key(&m, &resolver, "k");
+        assert!(
+            matches!(verdict, KeyVerdict::MissingGrant { ref missing, .. } if missing == &vec!["kms:DescribeKey"]),
+            "{verdict:?}\n{json:#}"
+        );
+    }
 }

@@ -622,8 +622,12 @@ impl<'m> Resolver<'m> {
                 }
             };
         }
+        // `[count.index]` / `[each.key]` select the instance that goes with the referring
+        // resource's own: their counts agree by construction, so the instance exists.
+        let own_instance =
+            matches!(ops.first(), Some(TraversalOperator::Index(index)) if is_own_instance(index));
         match (indexed, instances) {
-            (true, Instances::Count(0)) => {
+            (true, Instances::Count(0)) if !own_instance => {
                 Value::Error(format!("{resource_type}.{label} has count = 0"))
             }
             (false, Instances::Count(_)) => Value::Error(format!(
@@ -702,6 +706,17 @@ pub enum Instances {
     Count(usize),
     /// `for_each`, or a `count` ctfix cannot evaluate.
     Unknown,
+}
+
+/// `count.index`, `each.key` or `each.value`.
+fn is_own_instance(index: &Expression) -> bool {
+    let Expression::Traversal(traversal) = index else {
+        return false;
+    };
+    let Expression::Variable(root) = &traversal.expr else {
+        return false;
+    };
+    matches!(root.as_str(), "count" | "each")
 }
 
 fn final_attribute<'a>(ops: &[&'a TraversalOperator]) -> Option<&'a str> {
