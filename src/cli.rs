@@ -46,6 +46,10 @@ pub struct Args {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Explain the control (why it matters, what ctfix writes, audit evidence) and exit.
+    #[arg(long)]
+    pub explain: bool,
+
     /// When to colour the text output (NO_COLOR is respected under `auto`).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -127,6 +131,10 @@ pub fn run(
     err: &mut dyn Write,
     prompter: &mut dyn Prompter,
 ) -> anyhow::Result<ExitStatus> {
+    if args.explain {
+        out.write_all(crate::explain::CONTROL.as_bytes())?;
+        return Ok(ExitStatus::Clean);
+    }
     let settings = Settings {
         paths: args.paths.clone(),
         min_applicability: if args.unsafe_fixes {
