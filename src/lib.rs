@@ -24,6 +24,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod discover;
+pub mod explain;
 pub mod fix;
 pub mod key_check;
 pub mod key_template;
@@ -239,7 +240,9 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
         }
     }
     for path in dir.json_files.iter().filter(|p| dir.targets.contains(*p)) {
-        let Ok(bytes) = std::fs::read(path) else { continue };
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
         if memchr::memmem::find(&bytes, TRAIL_MARKER).is_none() {
             continue;
         }
