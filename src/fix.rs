@@ -873,18 +873,7 @@ fn append_after_block(text: &str, block: &Block, blocks: &[String], newline: &st
     let indent = line_indent(text, block.span().map_or(0, |r| r.start));
     let rendered: Vec<String> = blocks
         .iter()
-        .map(|b| {
-            b.lines()
-                .map(|line| {
-                    if line.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{indent}{line}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(newline)
-        })
+        .map(|b| indent_lines(b, &indent, newline))
         .collect();
     match memchr::memchr(b'\n', &text.as_bytes()[end..]) {
         Some(i) => {

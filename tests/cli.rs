@@ -19,15 +19,6 @@ fn demo() -> tempfile::TempDir {
     tmp
 }
 
-fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    list_files(root)
-        .into_iter()
-        .map(|rel| {
-            let bytes = std::fs::read(root.join(&rel)).unwrap();
-            (rel, bytes)
-        })
-        .collect()
-}
 
 #[test]
 fn check_reports_every_trail_shows_diffs_and_writes_nothing() {

@@ -127,15 +127,6 @@ fn bless() -> bool {
     std::env::var_os("CTFIX_BLESS").is_some()
 }
 
-fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    list_files(root)
-        .into_iter()
-        .map(|rel| {
-            let bytes = std::fs::read(root.join(&rel)).unwrap();
-            (rel, bytes)
-        })
-        .collect()
-}
 
 /// `<resource> <status> <reason>` and `error <file>:<line>:<column>` lines from a JSON report.
 fn summarize(json: &serde_json::Value, root: &Path) -> Vec<String> {

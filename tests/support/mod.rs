@@ -59,6 +59,17 @@ pub fn list_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every visible file under `root` (as [`list_files`]) with its bytes.
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    list_files(root)
+        .into_iter()
+        .map(|rel| {
+            let bytes = std::fs::read(root.join(&rel)).unwrap();
+            (rel, bytes)
+        })
+        .collect()
+}
+
 /// Why terraform cannot be used here, or `None` when it can.
 pub fn terraform_missing() -> Option<String> {
     match Command::new("terraform").arg("version").output() {
@@ -119,4 +130,87 @@ pub fn terraform(cli_config: &Path, dir: &Path) -> Command {
 /// Whether tests must fail (rather than be ignored) when a tool is missing: set in CI.
 pub fn tools_required() -> bool {
     std::env::var_os("CTFIX_REQUIRE_TOOLS").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// A `.tf` file holding one trail without `kms_key_id`, labelled `label`.
+pub fn trail_tf(label: &str) -> String {
+    format!(
+        "resource \"aws_cloudtrail\" \"{label}\" {{\n  name           = \"{label}\"\n  s3_bucket_name = \"audit-logs\"\n}}\n"
+    )
+}
+
+/// Writes `dir/main.tf` holding [`trail_tf`] (creating `dir`) and returns its path.
+pub fn write_trail_module(dir: &Path, label: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("main.tf");
+    std::fs::write(&path, trail_tf(label)).unwrap();
+    path
+}
+
+/// Every file under `root` (hidden ones too, links not followed) with its bytes; a link is
+/// listed with its target's path as content, prefixed by `-> `.
+pub fn snapshot_all(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let file_type = entry.file_type().unwrap();
+            if file_type.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push((rel, format!("-> {}", target.display()).into_bytes()));
+            } else if file_type.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Temporary files ctfix left under `root` (`.ctfix-*.tmp`).
+pub fn leftover_temp_files(root: &Path) -> Vec<PathBuf> {
+    snapshot_all(root)
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".ctfix-") && n.ends_with(".tmp"))
+        })
+        .collect()
+}
+
+/// Runs `chattr <flag> path`; `false` when chattr is missing or the file system refuses.
+pub fn chattr(flag: &str, path: &Path) -> bool {
+    Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Makes a path immutable (`chattr +i`, which binds root too) until dropped.
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None` when the attribute cannot be set here (no chattr, no capability, tmpfs…).
+    pub fn set(path: &Path) -> Option<Immutable> {
+        chattr("+i", path).then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        chattr("-i", &self.0);
+    }
+}
+
+/// The output's stderr as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
