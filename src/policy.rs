@@ -392,7 +392,7 @@ fn aws_entry_names(entry: &str, principal: &Principal) -> bool {
     }
     let parts: Vec<&str> = entry.splitn(6, ':').collect();
     if let [head, partition, "iam", "", entry_account, "root"] = parts.as_slice() {
-        let same_partition = arn.split(':').nth(1).map_or(true, |own| own == *partition);
+        let same_partition = arn.split(':').nth(1).is_none_or(|own| own == *partition);
         return *head == "arn" && entry_account == account && same_partition;
     }
     false

@@ -55,7 +55,7 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
                 comment,
                 index + 1,
                 today,
-                index < block_start_line || index == block_start_line,
+                index <= block_start_line,
             ) {
                 return Some(found);
             }

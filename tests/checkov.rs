@@ -27,17 +27,13 @@ fn checkov() -> Option<PathBuf> {
         .map(|_| PathBuf::from("checkov"))
 }
 
-/// `(check id, file, resource)` of every failed check, and the resources passing CKV_AWS_35.
-fn run_checkov(
-    checkov: &Path,
-    dir: &Path,
-) -> Result<
-    (
-        BTreeSet<(String, String, String)>,
-        BTreeSet<(String, String)>,
-    ),
-    String,
-> {
+/// `(check id, file, resource)` of failed checks.
+type Failures = BTreeSet<(String, String, String)>;
+/// `(file, resource)` of the resources passing CKV_AWS_35.
+type Passes = BTreeSet<(String, String)>;
+
+/// Runs Checkov over `dir`: what fails, and which resources pass CKV_AWS_35.
+fn run_checkov(checkov: &Path, dir: &Path) -> Result<(Failures, Passes), String> {
     let output = Command::new(checkov)
         .args(["-d"])
         .arg(dir)

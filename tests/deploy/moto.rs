@@ -6,9 +6,10 @@
 //! moto (5.2) ignores `trailNameList` in CloudTrail's `DescribeTrails` and returns every trail
 //! of the region (plus multi-region trails of other regions). The AWS provider reads a trail
 //! that way and fails with "too many results: wanted 1, got N" as soon as an account holds
-//! two trails — a `count` or `for_each` trail, for one. When `moto_server` is a Python script,
-//! the harness therefore runs it through its own interpreter with [`PATCH`], which filters the
-//! answer by name or ARN as AWS does; other executables run as they are.
+//! two trails — a `count` or `for_each` trail, for one. So moto runs with a
+//! `sitecustomize.py` ([`SITECUSTOMIZE`]) on its `PYTHONPATH` that filters the answer by name
+//! or ARN as AWS does; whatever launches moto (a venv script, a pyenv shim, pipx), its Python
+//! loads that file first. The same file answers the version probe ([`version`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
@@ -37,33 +38,104 @@ kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 "#;
 
-/// Makes `DescribeTrails` honour `trailNameList`, then runs moto's server `main`.
-const PATCH: &str = r#"
-import json, sys
-try:
-    from moto.cloudtrail.responses import CloudTrailResponse
-    _describe_trails = CloudTrailResponse.describe_trails
-    def describe_trails(self):
-        body = _describe_trails(self)
-        try:
-            wanted = self._get_param("trailNameList") or []
-            if wanted:
-                answer = json.loads(body)
-                answer["trailList"] = [
-                    t for t in answer["trailList"]
-                    if t.get("Name") in wanted or t.get("TrailARN") in wanted
-                ]
-                body = json.dumps(answer)
-        except Exception as error:
-            print("ctfix deploy tests: DescribeTrails filter failed:", error, file=sys.stderr)
-        return body
-    CloudTrailResponse.describe_trails = describe_trails
-except Exception as error:
-    print("ctfix deploy tests: cannot patch moto's DescribeTrails:", error, file=sys.stderr)
-from moto.server import main
-sys.argv[0] = "moto_server"
-sys.exit(main())
+/// Loaded by every Python started with the support directory on `PYTHONPATH`; acts only
+/// when the harness's variables ask it to.
+pub const SITECUSTOMIZE: &str = r#"# Written by ctfix's tests/deploy.rs for the moto server it starts (see tests/deploy/moto.rs).
+import json, os, sys
+
+if os.environ.get("CTFIX_MOTO_PROBE"):
+    try:
+        import moto
+        print(moto.__version__)
+    except Exception as error:
+        print("cannot import moto:", error)
+    sys.stdout.flush()
+    os._exit(0)
+
+if os.environ.get("CTFIX_MOTO_PATCH"):
+    try:
+        from moto.cloudtrail.responses import CloudTrailResponse
+        _describe_trails = CloudTrailResponse.describe_trails
+        def describe_trails(self):
+            body = _describe_trails(self)
+            try:
+                wanted = self._get_param("trailNameList") or []
+                if wanted:
+                    answer = json.loads(body)
+                    answer["trailList"] = [
+                        t for t in answer["trailList"]
+                        if t.get("Name") in wanted or t.get("TrailARN") in wanted
+                    ]
+                    body = json.dumps(answer)
+            except Exception as error:
+                print("ctfix deploy tests: DescribeTrails filter failed:", error, file=sys.stderr)
+            return body
+        CloudTrailResponse.describe_trails = describe_trails
+    except Exception as error:
+        print("ctfix deploy tests: cannot patch moto's DescribeTrails:", error, file=sys.stderr)
 "#;
+
+/// The oldest moto the harness is known to work with: 5.2.1 (still found on some machines)
+/// fails `StartLogging` when given a trail ARN, as the AWS provider does.
+pub const MIN_VERSION: [u32; 3] = [5, 2, 5];
+
+/// Writes [`SITECUSTOMIZE`] into `dir`, which then goes on moto's `PYTHONPATH`.
+pub fn write_support(dir: &Path) -> Result<(), String> {
+    let path = dir.join("sitecustomize.py");
+    std::fs::write(&path, SITECUSTOMIZE).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// The version of the moto that `program` runs, asked through the support directory; an
+/// error when it is older than [`MIN_VERSION`] or cannot be told.
+pub fn version(program: &Path, support: &Path) -> Result<String, String> {
+    let mut command = Command::new(program);
+    command.arg("--help");
+    python_environment(&mut command, support).env("CTFIX_MOTO_PROBE", "1");
+    let finished = crate::process::run(command, support, "moto-probe", Duration::from_secs(60))?;
+    let version = finished.stdout.trim().to_owned();
+    let numbers: Vec<u32> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    if numbers.len() < 3 || version.starts_with("cannot") {
+        return Err(format!(
+            "cannot tell which moto {} runs: {version}{}",
+            program.display(),
+            finished.stderr.trim()
+        ));
+    }
+    if numbers[..] < MIN_VERSION[..] {
+        let [a, b, c] = MIN_VERSION;
+        return Err(format!(
+            "{} runs moto {version}, older than {a}.{b}.{c}, which the deploy tests need (pip install 'moto[server]>={a}.{b}.{c},<6'; scripts/test does)",
+            program.display()
+        ));
+    }
+    Ok(version)
+}
+
+/// Puts `support` first on `PYTHONPATH` and keeps moto's account and behaviour at their
+/// defaults.
+fn python_environment<'c>(command: &'c mut Command, support: &Path) -> &'c mut Command {
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("MOTO_") || text.starts_with("AWS_") || text.starts_with("CTFIX_MOTO_")
+        {
+            command.env_remove(&name);
+        }
+    }
+    let mut paths = vec![support.to_path_buf()];
+    paths.extend(
+        std::env::var_os("PYTHONPATH")
+            .iter()
+            .flat_map(std::env::split_paths),
+    );
+    if let Ok(joined) = std::env::join_paths(paths) {
+        command.env("PYTHONPATH", joined);
+    }
+    command
+}
 
 /// A running moto server; dropping it stops the server.
 pub struct MotoServer {
@@ -76,16 +148,16 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts `program` (`moto_server`) on a free port, logging to `<logs>/moto-<n>.log`,
-    /// and waits until it answers. Tries three ports, in case another process takes the one
-    /// found free before moto binds it.
-    pub fn start(program: &Path, logs: &Path) -> Result<MotoServer, String> {
+    /// Starts `program` (`moto_server`) with the support directory (see [`write_support`]) on
+    /// a free port, logging to `<logs>/moto-<n>.log`, and waits until it answers. Tries three
+    /// ports, in case another process takes the one found free before moto binds it.
+    pub fn start(program: &Path, support: &Path, logs: &Path) -> Result<MotoServer, String> {
         std::fs::create_dir_all(logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
         let mut errors = Vec::new();
         for attempt in 1..=3 {
             let port = free_port()?;
             let log = logs.join(format!("moto-{attempt}.log"));
-            let mut server = spawn(program, port, log)?;
+            let mut server = spawn(program, support, port, log)?;
             match server.wait_until_ready(START_TIMEOUT) {
                 Ok(()) => return Ok(server),
                 Err(error) => errors.push(format!("port {port}: {error}")),
@@ -180,38 +252,20 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("cannot read the bound port: {e}"))
 }
 
-/// The interpreter of a script's `#!` line (with its arguments), if it names Python.
-fn python_of(program: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read(program).ok()?;
-    let first = text.split(|b| *b == b'\n').next()?;
-    let line = std::str::from_utf8(first).ok()?.strip_prefix("#!")?;
-    let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-    words.iter().any(|w| w.contains("python")).then_some(words)
-}
-
-fn spawn(program: &Path, port: u16, log: PathBuf) -> Result<MotoServer, String> {
+fn spawn(program: &Path, support: &Path, port: u16, log: PathBuf) -> Result<MotoServer, String> {
     let mut command = Command::new("sh");
-    command.arg("-c").arg(WATCHDOG).arg("sh").arg(&log);
-    match python_of(program) {
-        Some(interpreter) => {
-            command.args(&interpreter).arg("-c").arg(PATCH);
-        }
-        None => {
-            command.arg(program);
-        }
-    }
+    command
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(&log)
+        .arg(program);
+    python_environment(&mut command, support).env("CTFIX_MOTO_PATCH", "1");
     command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // moto reads its account id and behaviour from the environment: keep it at its defaults.
-    for (name, _) in std::env::vars_os() {
-        let name_text = name.to_string_lossy();
-        if name_text.starts_with("MOTO_") || name_text.starts_with("AWS_") {
-            command.env_remove(&name);
-        }
-    }
     let mut watchdog = command
         .spawn()
         .map_err(|e| format!("cannot start {} through sh: {e}", program.display()))?;
