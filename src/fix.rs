@@ -17,7 +17,7 @@ use crate::key_template::{
     TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
 };
 use crate::model::{Applicability, Edit, FileError, Fix};
-use crate::module::{provider_of, BlockRef, Module};
+use crate::module::{is_identifier, provider_of, BlockRef, Module};
 
 /// `kms_key_id`: the attribute every fix sets.
 const KMS_KEY_ID: &str = "kms_key_id";
@@ -388,7 +388,7 @@ impl<'m> FixPlanner<'m> {
             Some(provider) => provider
                 .rsplit('.')
                 .next()
-                .filter(|alias| !alias.is_empty())
+                .filter(|alias| is_identifier(alias))
                 .unwrap_or("current")
                 .to_owned(),
         };
@@ -576,10 +576,24 @@ fn indent_lines(text: &str, indent: &str, newline: &str) -> String {
 
 /// The base of a generated key's label: readable and tied to the trail.
 fn key_label_base(trail_label: &str) -> String {
-    if trail_label.to_ascii_lowercase().contains("trail") {
-        format!("{trail_label}_key")
+    // Keep it a valid identifier whatever the trail's label holds.
+    let mut clean: String = trail_label
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !clean.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+        clean.insert(0, '_');
+    }
+    if clean.to_ascii_lowercase().contains("trail") {
+        format!("{clean}_key")
     } else {
-        format!("{trail_label}_cloudtrail")
+        format!("{clean}_cloudtrail")
     }
 }
 
@@ -598,7 +612,8 @@ fn existing_data_source(
             let same_provider = provider_of(text, block).as_deref() == provider;
             let single =
                 !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
-            (same_provider && single).then(|| block.labels.get(1).map(|l| l.as_str().to_owned()))?
+            let label = block.labels.get(1).map(|l| l.as_str().to_owned())?;
+            (same_provider && single && is_identifier(&label)).then_some(label)
         })
         .collect();
     labels.sort();
@@ -635,6 +650,39 @@ fn trail_name(text: &str, block: &Block) -> TrailName {
 /// first relative to the attribute): replace an existing value, or insert the attribute
 /// aligned the way `terraform fmt` aligns it. The edit's path is left empty for the caller.
 fn set_attribute(
+    text: &str,
+    block: &Block,
+    name: &str,
+    value: &str,
+    newline: &str,
+) -> Option<Edit> {
+    let edit = set_attribute_in_place(text, block, name, value, newline)?;
+    // A body whose first attribute or block starts on the `{` line (`{ tags = {` … `}`) can
+    // hold no second one: the content after `{` moves to a line of its own, within the same
+    // edit (its bytes are re-emitted unchanged).
+    if block.body.get_attribute(name).is_none() {
+        let open = open_brace(text, block)?;
+        let brace_line_end = line_end(text, open);
+        let first = block.body.iter().next().and_then(|first| first.span());
+        if let Some(first) =
+            first.filter(|first| first.start < brace_line_end && edit.range.start > open + 1)
+        {
+            let block_indent = line_indent(text, block.span()?.start);
+            let mut new = format!("{{{newline}{block_indent}  ");
+            new.push_str(&text[first.start..edit.range.start]);
+            new.push_str(&edit.text);
+            return Some(Edit {
+                path: PathBuf::new(),
+                range: open..edit.range.end,
+                text: new,
+            });
+        }
+    }
+    Some(edit)
+}
+
+/// [`set_attribute`] for bodies laid out one structure per line.
+fn set_attribute_in_place(
     text: &str,
     block: &Block,
     name: &str,
@@ -732,7 +780,11 @@ fn set_attribute(
         }
     };
     let span = after.span()?;
-    let indent = line_indent(text, span.start);
+    let indent = if text[open..span.start].contains('\n') {
+        line_indent(text, span.start)
+    } else {
+        format!("{block_indent}  ")
+    };
     let value = value_at(&indent);
     let line = match placement {
         Placement::Join(width) => format!("{indent}{name:<width$} = {value}"),
@@ -748,6 +800,21 @@ fn set_attribute(
         });
     }
     let at = line_end(text, span.end);
+    if at > close {
+        // The block's `}` shares the anchor's line (`tags = {...} }`): the new line goes
+        // before it, and `}` moves to a line of its own.
+        let between = &text[span.end..close];
+        let range = if between.trim().is_empty() {
+            span.end..close
+        } else {
+            span.end..span.end
+        };
+        return Some(Edit {
+            path: PathBuf::new(),
+            range,
+            text: format!("{newline}{line}{newline}{block_indent}"),
+        });
+    }
     Some(Edit {
         path: PathBuf::new(),
         range: at..at,
@@ -950,6 +1017,8 @@ mod tests {
         assert_eq!(key_label_base("main"), "main_cloudtrail");
         assert_eq!(key_label_base("cloudtrail"), "cloudtrail_key");
         assert_eq!(key_label_base("org_trail"), "org_trail_key");
+        assert_eq!(key_label_base("audit|prod"), "audit_prod_cloudtrail");
+        assert_eq!(key_label_base("1st"), "_1st_cloudtrail");
     }
 
     #[test]

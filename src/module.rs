@@ -232,10 +232,25 @@ fn load_tfvars(dir: &Path, errors: &mut Vec<FileError>) -> Vec<(PathBuf, Body)> 
 
 /// The text of the `provider` meta-argument of a block, normalised (whitespace removed), or
 /// `None` for the default provider.
+///
+/// The legacy quoted form (`provider = "aws.audit"`) is read as `aws.audit`, the form
+/// Terraform accepts today and the one ctfix writes.
 pub fn provider_of(source: &str, block: &Block) -> Option<String> {
     let attr = block.body.get_attribute("provider")?;
     let text = attr.value.span().and_then(|r| source.get(r))?;
-    Some(text.chars().filter(|c| !c.is_whitespace()).collect())
+    Some(
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '"')
+            .collect(),
+    )
+}
+
+/// Whether `label` can be used in a reference (`aws_kms_key.<label>.arn`): Terraform's
+/// identifier rules. Block labels may be any string, but others cannot be referred to.
+pub fn is_identifier(label: &str) -> bool {
+    let mut chars = label.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether an expression is the literal `null`.
