@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rayon::prelude::*;
+
 use crate::model::FileError;
 
 /// The Terraform files of one directory.
@@ -124,26 +126,66 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
     Discovery { modules, errors }
 }
 
-/// Walks the directory `root` in parallel: every directory is listed by a rayon task that
-/// spawns one task per subdirectory, so both listing and the per-directory work spread over
-/// all cores. Each directory's Terraform files become one [`ModuleDir`]; hidden
-/// subdirectories are skipped and links to directories are not followed.
+/// Calls `visit` for every module under `paths` — the same modules [`discover`] returns — in
+/// parallel and in no particular order, as the walk finds them; returns the errors met.
+///
+/// A single directory (the usual case) is streamed: each directory is listed by a rayon task
+/// that spawns one task per subdirectory and then visits its own module, so listing, reading
+/// and parsing overlap on all cores, and only the modules being visited are held in memory,
+/// whatever the size of the tree. Several paths, or a file, are discovered first (they may
+/// name the same module twice, which must be merged) and then visited in parallel.
+pub fn visit_modules(paths: &[PathBuf], visit: &(dyn Fn(ModuleDir) + Sync)) -> Vec<FileError> {
+    if let [root] = paths {
+        if std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
+            let errors = Mutex::new(Vec::new());
+            rayon::scope(|scope| walk_dir(scope, root.clone(), visit, &errors));
+            return sorted(errors);
+        }
+    }
+    let discovery = discover(paths);
+    discovery.modules.into_par_iter().for_each(visit);
+    discovery.errors
+}
+
+/// Walks the directory `root` in parallel (see [`visit_modules`]) and collects its modules.
 fn walk(root: &Path) -> Discovery {
-    let found = Mutex::new(Discovery::default());
-    rayon::scope(|scope| walk_dir(scope, root.to_path_buf(), &found));
-    found
+    let modules = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let collect = |module| lock(&modules).push(module);
+    rayon::scope(|scope| walk_dir(scope, root.to_path_buf(), &collect, &errors));
+    Discovery {
+        modules: modules
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        errors: sorted(errors),
+    }
+}
+
+/// The errors the walk's tasks met, in a deterministic order.
+fn sorted(errors: Mutex<Vec<FileError>>) -> Vec<FileError> {
+    let mut errors = errors
         .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    errors.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+    errors
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn walk_dir<'s>(scope: &rayon::Scope<'s>, dir: PathBuf, found: &'s Mutex<Discovery>) {
+/// Lists `dir`, spawns a task per subdirectory (hidden ones skipped, links not followed),
+/// then hands the directory's Terraform files, sorted, to `visit` as one module.
+fn walk_dir<'s>(
+    scope: &rayon::Scope<'s>,
+    dir: PathBuf,
+    visit: &'s (dyn Fn(ModuleDir) + Sync),
+    errors: &'s Mutex<Vec<FileError>>,
+) {
     let record_error = |path: &Path, error: std::io::Error| {
-        let error = FileError::new(path, format!("cannot walk: {error}"));
-        found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .errors
-            .push(error);
+        lock(errors).push(FileError::new(path, format!("cannot walk: {error}")));
     };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -169,7 +211,7 @@ fn walk_dir<'s>(scope: &rayon::Scope<'s>, dir: PathBuf, found: &'s Mutex<Discove
         };
         if file_type.is_dir() {
             if !entry.file_name().to_str().is_some_and(is_skipped_dir) {
-                scope.spawn(move |scope| walk_dir(scope, path, found));
+                scope.spawn(move |scope| walk_dir(scope, path, visit, errors));
             }
             continue;
         }
@@ -191,12 +233,10 @@ fn walk_dir<'s>(scope: &rayon::Scope<'s>, dir: PathBuf, found: &'s Mutex<Discove
         }
         module.targets.insert(path);
     }
-    if let Some(module) = module {
-        found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .modules
-            .push(module);
+    if let Some(mut module) = module {
+        module.files.sort();
+        module.json_files.sort();
+        visit(module);
     }
 }
 
@@ -290,6 +330,36 @@ mod tests {
         assert_eq!(a.targets.len(), 3);
     }
 
+    /// Streaming visits exactly the modules `discover` returns, for one root or several.
+    #[test]
+    fn visit_modules_sees_what_discover_returns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for i in 0..40 {
+            let dir = root.join(format!("d{}/m{i}", i % 7));
+            std::fs::create_dir_all(&dir).unwrap();
+            for name in ["main.tf", "variables.tf", "x.tf.json"] {
+                std::fs::write(dir.join(name), "").unwrap();
+            }
+        }
+        for paths in [
+            vec![root.to_path_buf()],
+            vec![
+                root.join("d1"),
+                root.join("d1/m1"),
+                root.join("d2/m2/main.tf"),
+            ],
+        ] {
+            let seen = Mutex::new(Vec::new());
+            let errors = visit_modules(&paths, &|module| seen.lock().unwrap().push(module));
+            let mut seen = seen.into_inner().unwrap();
+            seen.sort_by(|a, b| a.dir.cmp(&b.dir));
+            let found = discover(&paths);
+            assert_eq!(seen, found.modules);
+            assert_eq!(errors, found.errors);
+        }
+    }
+
     #[test]
     fn overlapping_roots_merge_into_one_module() {
         let tmp = tempfile::tempdir().unwrap();
@@ -312,8 +382,7 @@ mod tests {
         let root = tmp.path();
         std::fs::create_dir_all(root.join("real")).unwrap();
         std::fs::write(root.join("real/main.tf"), "").unwrap();
-        std::os::unix::fs::symlink(root.join("real/main.tf"), root.join("real/linked.tf"))
-            .unwrap();
+        std::os::unix::fs::symlink(root.join("real/main.tf"), root.join("real/linked.tf")).unwrap();
         std::os::unix::fs::symlink(root.join("real"), root.join("loop")).unwrap();
         let found = discover(&[root.to_path_buf()]);
         assert_eq!(found.modules.len(), 1);

@@ -42,8 +42,6 @@ pub mod write;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use rayon::prelude::*;
-
 pub use model::{
     Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status,
 };
@@ -111,25 +109,31 @@ const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 
 /// Runs discover → analyze → fix for every module and returns what it found and would change.
 /// Reads files; writes nothing.
+///
+/// Streams: modules are checked in parallel as the walk finds them, and a module is loaded
+/// (every file read and parsed) only when a byte search finds `aws_cloudtrail` in one of its
+/// target files, so memory does not grow with the size of the tree.
 pub fn check(settings: &Settings) -> Report {
-    let discovery = discover::discover(&settings.paths);
-    let files_scanned = discovery
-        .modules
-        .iter()
-        .map(|m| m.files.len() + m.json_files.len())
-        .sum();
-    let outcomes: Vec<Report> = discovery
-        .modules
-        .par_iter()
-        .filter(|module| holds_a_trail(module))
-        .map(|module| check_module(module, settings))
-        .collect();
+    let files_scanned = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    let errors = discover::visit_modules(&settings.paths, &|module: ModuleDir| {
+        let files = module.files.len() + module.json_files.len();
+        files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
+        if holds_a_trail(&module) {
+            let outcome = check_module(&module, settings);
+            let mut outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner());
+            outcomes.push((module.dir, outcome));
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Merge in directory order, as if the modules had been checked one after the other.
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut report = Report {
-        errors: discovery.errors,
-        files_scanned,
+        errors,
+        files_scanned: files_scanned.into_inner(),
         ..Report::default()
     };
-    for outcome in outcomes {
+    for (_, outcome) in outcomes {
         report.findings.extend(outcome.findings);
         report.changes.extend(outcome.changes);
         report.errors.extend(outcome.errors);
@@ -186,7 +190,28 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
         ..Report::default()
     };
     let trails = analyze::find_trails(&module);
-    let verdicts = analyze::judge_all(&module, &trails);
+    let mut verdicts = analyze::judge_all(&module, &trails);
+    // Terraform rejects a module that declares an address twice; fixing either copy would
+    // only hide that.
+    for (i, trail) in trails.iter().enumerate() {
+        if let Some(first) = trails[..i].iter().find(|t| t.address == trail.address) {
+            let first_path = render::display_path(&module.files[first.at.file].source.path);
+            report.errors.push(FileError::at(
+                &module.files[trail.at.file].source.path,
+                trail.line,
+                trail.column,
+                format!(
+                    "{} is declared again (first at {first_path}:{}); Terraform rejects duplicate resource addresses, so ctfix fixes neither",
+                    trail.address, first.line
+                ),
+            ));
+        }
+    }
+    for (trail, verdict) in trails.iter().zip(verdicts.iter_mut()) {
+        if trails.iter().filter(|t| t.address == trail.address).count() > 1 {
+            verdict.remedy = analyze::Remedy::None;
+        }
+    }
     let mut planner = fix::FixPlanner::new(&module);
     let mut selected: Vec<&Fix> = Vec::new();
     let mut planned: Vec<Option<Fix>> = Vec::new();
@@ -256,8 +281,12 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             Ok(changes) => report.changes = changes,
             Err(error) => {
                 for finding in &mut report.findings {
-                    if let Some(fix) = &mut finding.fix {
+                    if let Some(fix) = finding.fix.as_mut().filter(|fix| fix.selected) {
                         fix.selected = false;
+                        fix.note = Some(
+                            "not written: ctfix could not verify the fixed module (see the error)"
+                                .to_owned(),
+                        );
                     }
                 }
                 report.errors.push(error);
