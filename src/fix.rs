@@ -477,7 +477,7 @@ fn extend_jsonencode(
     let close = array_span.end - 1;
     let between = &text[last_span.end..close];
     if let Some(comma) = between.find(',') {
-        let at = line_end(text, last_span.end + comma);
+        let at = line_end(text, last_span.end + comma + 1);
         let mut new = String::new();
         for statement in &rendered {
             new.push_str(newline);
@@ -918,8 +918,23 @@ fn line_indent(text: &str, offset: usize) -> String {
 }
 
 /// The offset of the line terminator (`\r\n` or `\n`) ending the line holding `offset`, or the
-/// end of the text.
+/// end of the text. Block comments right after `offset` (`value /* … */`) belong to that line
+/// even when they span several: text inserted "at the end of the line" must not land inside
+/// one.
 fn line_end(text: &str, offset: usize) -> usize {
+    let mut offset = offset;
+    loop {
+        let rest = &text[offset..];
+        let skipped = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        let rest = &rest[skipped..];
+        if !rest.starts_with("/*") {
+            break;
+        }
+        match rest.find("*/") {
+            Some(end) => offset += skipped + end + 2,
+            None => return text.len(),
+        }
+    }
     match memchr::memchr(b'\n', &text.as_bytes()[offset..]) {
         Some(i) => {
             let lf = offset + i;
@@ -942,9 +957,10 @@ fn append_after_block(text: &str, block: &Block, blocks: &[String], newline: &st
         .iter()
         .map(|b| indent_lines(b, &indent, newline))
         .collect();
-    match memchr::memchr(b'\n', &text.as_bytes()[end..]) {
+    let end_of_line = line_end(text, end);
+    match text[end_of_line..].find('\n') {
         Some(i) => {
-            let at = end + i + 1;
+            let at = end_of_line + i + 1;
             let mut new = String::new();
             for block in &rendered {
                 new.push_str(newline);
@@ -1010,6 +1026,8 @@ mod tests {
         assert_eq!(line_end("ab\r\ncd", 0), 2);
         assert_eq!(line_end("ab\ncd", 1), 2);
         assert_eq!(line_end("ab", 0), 2);
+        assert_eq!(line_end("a /* b\nc */ # d\ne", 1), 15);
+        assert_eq!(line_end("a /* b\nc", 1), 8);
     }
 
     #[test]

@@ -51,12 +51,8 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
         .skip(first)
     {
         for comment in comments_in_line(line) {
-            if let Some(found) = match_comment(
-                comment,
-                index + 1,
-                today,
-                index <= block_start_line,
-            ) {
+            if let Some(found) = match_comment(comment, index + 1, today, index <= block_start_line)
+            {
                 return Some(found);
             }
         }
