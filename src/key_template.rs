@@ -118,7 +118,7 @@ pub fn render_key(params: &KeyParams<'_>) -> String {
     let (in_arn, in_description) = match params.trail_name {
         TrailName::Quoted(inner) => (inner.clone(), inner.clone()),
         TrailName::Expression(text) => (format!("${{{text}}}"), format!("${{{text}}}")),
-        TrailName::Unknown => ("*".to_owned(), params.trail_address.to_owned()),
+        TrailName::Unknown => ("*".to_owned(), escape_string(params.trail_address)),
     };
     let meta = render_meta_arguments(params.meta_arguments);
     let mut out = String::with_capacity(template_block().len() + 256);
@@ -142,6 +142,15 @@ pub fn render_key(params: &KeyParams<'_>) -> String {
     }
     out.truncate(out.trim_end_matches('\n').len());
     out
+}
+
+/// Text as the inside of an HCL quoted string: quotes, backslashes and template sequences
+/// escaped.
+fn escape_string(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("${", "$${")
+        .replace("%{", "%%{")
 }
 
 /// `  provider = aws.x` / `  count    = …` lines aligned as `terraform fmt` aligns them, then a
@@ -249,6 +258,14 @@ mod tests {
             blocks[0].starts_with("statement {\n  sid       = \"AllowCloudTrailToEncryptLogs\"")
         );
         assert!(blocks[1].ends_with("\n}"));
+    }
+
+    #[test]
+    fn addresses_are_escaped_in_strings() {
+        assert_eq!(
+            escape_string(r#"a "b" \ ${c} %{d}"#),
+            r#"a \"b\" \\ $${c} %%{d}"#
+        );
     }
 
     #[test]
