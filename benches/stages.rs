@@ -70,6 +70,7 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("tree");
     group
         .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     group.throughput(Throughput::Elements(files.len() as u64));
     group.bench_function("discover", |b| {
@@ -108,6 +109,7 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("file");
     group
         .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Bytes(source.text.len() as u64));
     group.bench_function("parse", |b| {
@@ -124,6 +126,7 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("check_module");
     group
         .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for (name, module) in [("noncompliant", &noncompliant), ("compliant", &compliant)] {
         let bytes: u64 = module

@@ -23,6 +23,9 @@
 //! clean). A summary (files, bytes, trails by kind) is printed to standard output and written
 //! to `OUT/.gen-monorepo.txt`.
 
+// A command-line tool: printing is its output (the library itself never prints).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -104,6 +104,10 @@ impl Default for Settings {
     }
 }
 
+/// Files written at once by [`apply`]: enough to keep the disk busy while each waits on its
+/// sync.
+const WRITE_THREADS: usize = 16;
+
 /// The byte strings that make a file worth parsing: a file mentioning neither holds no trail.
 const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 
@@ -395,17 +399,36 @@ fn build_changes(
 /// Writes the report's changes (those `accept` agrees to) and marks what was written. A file
 /// that cannot be written gets an error; the others are still written.
 pub fn apply(report: &mut Report, mut accept: impl FnMut(&FileChange) -> bool) {
+    use rayon::prelude::*;
+    // Ask first (one at a time), then write: each write syncs the file and its directory,
+    // so writes overlap on a pool sized for waiting on the disk, not for the CPU.
+    let accepted: Vec<bool> = report.changes.iter().map(&mut accept).collect();
+    let write = |(change, accepted): (&FileChange, &bool)| {
+        accepted.then(|| write::write_atomically(&change.path, &change.before, &change.after))
+    };
+    let results: Vec<Option<Result<(), FileError>>> = match rayon::ThreadPoolBuilder::new()
+        .num_threads(WRITE_THREADS)
+        .build()
+    {
+        Ok(pool) => pool.install(|| {
+            report
+                .changes
+                .par_iter()
+                .zip(&accepted)
+                .map(write)
+                .collect()
+        }),
+        Err(_) => report.changes.iter().zip(&accepted).map(write).collect(),
+    };
     let mut written_paths = BTreeSet::new();
-    for change in &mut report.changes {
-        if !accept(change) {
-            continue;
-        }
-        match write::write_atomically(&change.path, &change.before, &change.after) {
-            Ok(()) => {
+    for (change, result) in report.changes.iter_mut().zip(results) {
+        match result {
+            Some(Ok(())) => {
                 change.written = true;
                 written_paths.insert(change.path.clone());
             }
-            Err(error) => report.errors.push(error),
+            Some(Err(error)) => report.errors.push(error),
+            None => {}
         }
     }
     for finding in &mut report.findings {
