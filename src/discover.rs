@@ -221,6 +221,12 @@ fn walk_dir<'s>(
         let is_file = file_type.is_file()
             || (file_type.is_symlink() && path.metadata().is_ok_and(|m| m.is_file()));
         if !is_file {
+            if file_type.is_symlink() && path.metadata().is_err() {
+                lock(errors).push(FileError::new(
+                    &path,
+                    "is a symbolic link that cannot be followed (dangling, or a loop); ctfix skipped it",
+                ));
+            }
             continue;
         }
         let module = module.get_or_insert_with(|| ModuleDir {

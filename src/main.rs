@@ -11,6 +11,14 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Ctrl-C / SIGTERM: with no write in progress, stop at once (nothing is half-done);
+    // otherwise the write in progress backs out, later ones are refused, and the run ends
+    // normally, reporting what was written.
+    let _ = ctrlc::set_handler(|| {
+        if ctfix::write::interrupt() {
+            std::process::exit(130);
+        }
+    });
     let args = ctfix::cli::Args::parse();
     args.color.write_global();
     let stdout = anstream::stdout();

@@ -60,6 +60,10 @@ impl Module {
             let source = match read_source(path) {
                 Ok(source) => source,
                 Err(error) => {
+                    // Its declarations still count: generated labels must not collide.
+                    if let Ok(bytes) = std::fs::read(path) {
+                        scan_declarations(&String::from_utf8_lossy(&bytes), &mut declared);
+                    }
                     if is_target {
                         errors.push(error);
                     }

@@ -1,0 +1,3 @@
+data "aws_caller_identity" "me" {}
+
+data "aws_partition" "this" {}

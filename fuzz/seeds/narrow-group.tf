@@ -1,0 +1,6 @@
+resource "aws_cloudtrail" "narrow" {
+  s3_bucket_name = "logs"
+
+  name = "narrow"
+  tags = {}
+}

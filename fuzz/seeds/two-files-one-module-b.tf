@@ -1,0 +1,4 @@
+resource "aws_cloudtrail" "b" {
+  name           = "trail-b"
+  s3_bucket_name = "logs"
+}

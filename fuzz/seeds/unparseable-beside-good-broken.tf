@@ -1,0 +1,4 @@
+resource "aws_cloudtrail" "broken" {
+  name = "broken"
+  s3_bucket_name = 
+}
