@@ -19,7 +19,6 @@ fn demo() -> tempfile::TempDir {
     tmp
 }
 
-
 #[test]
 fn check_reports_every_trail_shows_diffs_and_writes_nothing() {
     let tmp = demo();

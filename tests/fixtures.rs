@@ -127,7 +127,6 @@ fn bless() -> bool {
     std::env::var_os("CTFIX_BLESS").is_some()
 }
 
-
 /// `<resource> <status> <reason>` and `error <file>:<line>:<column>` lines from a JSON report.
 fn summarize(json: &serde_json::Value, root: &Path) -> Vec<String> {
     let mut lines = Vec::new();
