@@ -29,7 +29,10 @@ pub struct FixPlanner<'m> {
     /// `(block type, first label, second label)` declared or already planned.
     used: BTreeSet<(String, String, String)>,
     /// Data sources planned by an earlier fix, by `(data type, provider)`.
-    planned_data: BTreeMap<(&'static str, Option<String>), String>,
+    /// A data source planned by an earlier fix is reused only by fixes selected whenever that
+    /// one is (applicability at most its owner's), or a run could write the reference without
+    /// the declaration.
+    planned_data: BTreeMap<(&'static str, Option<String>), Vec<(String, Applicability)>>,
     /// Keys whose policy an earlier fix already extends, with that fix's trail.
     extended: BTreeMap<BlockRef, String>,
 }
@@ -93,12 +96,21 @@ impl<'m> FixPlanner<'m> {
         let block = module.block(trail.at);
 
         let key_label = self.claim_label("resource", "aws_kms_key", &key_label_base(&trail.label));
+        let fix_applicability = match mode {
+            KeyMode::Dedicated => Applicability::Safe,
+            KeyMode::DedicatedUnsafe | KeyMode::Fallback(_) => Applicability::Unsafe,
+        };
         let mut new_blocks = Vec::new();
-        let partition =
-            self.data_source("aws_partition", trail.provider.as_deref(), &mut new_blocks);
+        let partition = self.data_source(
+            "aws_partition",
+            trail.provider.as_deref(),
+            fix_applicability,
+            &mut new_blocks,
+        );
         let identity = self.data_source(
             "aws_caller_identity",
             trail.provider.as_deref(),
+            fix_applicability,
             &mut new_blocks,
         );
 
@@ -163,9 +175,13 @@ impl<'m> FixPlanner<'m> {
         let append = append_after_block(text, block, &blocks, newline);
 
         let mut title = format!("generate aws_kms_key.{key_label}");
+        let mut note = None;
         if let KeyMode::Fallback(expression) = mode {
             title.push_str(&format!(
                 " (created only when {expression} is null or empty)"
+            ));
+            note = Some(format!(
+                "the key's count reads {expression}: a caller that passes a key created in the same apply (known only after apply) then gets \"Invalid count argument\"; such callers must pass a key ARN known at plan time"
             ));
         }
         for (address, _) in &new_blocks {
@@ -176,7 +192,7 @@ impl<'m> FixPlanner<'m> {
             title,
             applicability,
             edits: vec![with_path(path, wire), with_path(path, append)],
-            note: None,
+            note,
         })
     }
 
@@ -278,10 +294,16 @@ impl<'m> FixPlanner<'m> {
         }
         let key_provider = provider_of(&module.files[extend.key.file].source.text, key_block);
         let mut new_blocks = Vec::new();
-        let partition = self.data_source("aws_partition", key_provider.as_deref(), &mut new_blocks);
+        let partition = self.data_source(
+            "aws_partition",
+            key_provider.as_deref(),
+            Applicability::Unsafe,
+            &mut new_blocks,
+        );
         let identity = self.data_source(
             "aws_caller_identity",
             key_provider.as_deref(),
+            Applicability::Unsafe,
             &mut new_blocks,
         );
         let missing = extend.missing.join(" and ");
@@ -374,14 +396,21 @@ impl<'m> FixPlanner<'m> {
         &mut self,
         data_type: &'static str,
         provider: Option<&str>,
+        applicability: Applicability,
         new_blocks: &mut Vec<(String, String)>,
     ) -> String {
         if let Some(label) = existing_data_source(self.module, data_type, provider) {
             return label;
         }
         let key = (data_type, provider.map(str::to_owned));
-        if let Some(label) = self.planned_data.get(&key) {
-            return label.clone();
+        let reusable = self.planned_data.get(&key).and_then(|planned| {
+            planned
+                .iter()
+                .find(|(_, owner)| *owner >= applicability)
+                .map(|(label, _)| label.clone())
+        });
+        if let Some(label) = reusable {
+            return label;
         }
         let base = match provider {
             None => "current".to_owned(),
@@ -397,7 +426,10 @@ impl<'m> FixPlanner<'m> {
             format!("data.{data_type}.{label}"),
             render_data_source(data_type, &label, provider),
         ));
-        self.planned_data.insert(key, label.clone());
+        self.planned_data
+            .entry(key)
+            .or_default()
+            .push((label.clone(), applicability));
         label
     }
 }

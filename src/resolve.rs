@@ -570,7 +570,9 @@ impl<'m> Resolver<'m> {
             };
         };
         let block = self.module.block(at);
-        let instances = self.instance_count(at);
+        // The count decides what the reference yields, so the variables it reads are part of
+        // the value's provenance (a fix must not treat them as the module's own choice).
+        let instances = self.count_instances(at, true);
         // Split `[index]` / splat from the attribute access.
         let (splat, indexed, rest) = match ops.first() {
             Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_)) => {
@@ -639,9 +641,18 @@ impl<'m> Resolver<'m> {
 
     /// How many instances a resource has under the module's defaults.
     pub fn instance_count(&self, at: BlockRef) -> Instances {
+        self.count_instances(at, false)
+    }
+
+    fn count_instances(&self, at: BlockRef, record_steps: bool) -> Instances {
         let block = self.module.block(at);
         if let Some(count) = block.body.get_attribute("count") {
-            return match self.value_of(&count.value, at.file) {
+            let value = if record_steps {
+                self.eval(&count.value, at.file, 0)
+            } else {
+                self.value_of(&count.value, at.file)
+            };
+            return match value {
                 Value::Number(n) if n >= 0.0 => Instances::Count(n as usize),
                 Value::Bool(b) => Instances::Count(usize::from(b)),
                 _ => Instances::Unknown,
