@@ -32,10 +32,13 @@ pub struct FixPlanner<'m> {
     /// A data source planned by an earlier fix is reused only by fixes selected whenever that
     /// one is (applicability at most its owner's), or a run could write the reference without
     /// the declaration.
-    planned_data: BTreeMap<(&'static str, Option<String>), Vec<(String, Applicability)>>,
+    planned_data: BTreeMap<DataSourceKey, Vec<(String, Applicability)>>,
     /// Keys whose policy an earlier fix already extends, with that fix's trail.
     extended: BTreeMap<BlockRef, String>,
 }
+
+/// A data source type and the provider it reads through.
+type DataSourceKey = (&'static str, Option<String>);
 
 /// How a generated key is tied to the trail.
 enum KeyMode<'a> {
