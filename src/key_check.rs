@@ -8,7 +8,6 @@
 
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::Block;
-use hcl_edit::Span;
 use serde_json::{json, Map, Value as Json};
 
 use crate::module::{BlockRef, Module};
@@ -529,11 +528,6 @@ fn blocks_named<'b>(
         }
     }
     out
-}
-
-/// The source span of a node, for callers that splice into policies.
-pub fn span_of(node: &impl Span) -> Option<std::ops::Range<usize>> {
-    node.span()
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Block, Body};
 use hcl_edit::Span;
 
@@ -255,11 +254,6 @@ pub fn is_identifier(label: &str) -> bool {
     let mut chars = label.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-}
-
-/// Whether an expression is the literal `null`.
-pub fn is_null(expr: &Expression) -> bool {
-    matches!(expr, Expression::Null(_))
 }
 
 /// Collects `resource "t" "n"` / `data "t" "n"` declarations from a file that does not parse,

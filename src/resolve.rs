@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::template::{Element, Template};
-use hcl_edit::Span;
 
 use crate::module::{BlockRef, Module};
 
@@ -865,11 +864,6 @@ impl Module {
             .rev()
             .find_map(|(i, (_, body))| body.get_attribute(name).map(|attr| (i, &attr.value)))
     }
-}
-
-/// The source text of a spanned node in a module file.
-pub fn source_text<'a>(module: &'a Module, file: usize, node: &impl Span) -> Option<&'a str> {
-    module.text_of(file, node)
 }
 
 #[cfg(test)]
