@@ -49,7 +49,6 @@ pub use model::{
 use crate::discover::ModuleDir;
 use crate::model::RULE_ID;
 use crate::module::Module;
-use crate::parse::SourceFile;
 
 /// The process exit status: ruff's and ripgrep's convention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,7 +340,7 @@ fn build_changes(
             })?;
         by_file.entry(index).or_default().push(edit);
     }
-    let mut new_sources: Vec<SourceFile> = module.files.iter().map(|f| f.source.clone()).collect();
+    let mut new_texts = BTreeMap::new();
     for (&file_index, edits) in &by_file {
         let source = &module.files[file_index].source;
         let text = fix::apply_edits(&source.text, edits).map_err(|message| {
@@ -350,9 +349,9 @@ fn build_changes(
                 format!("internal error planning fixes: {message}"),
             )
         })?;
-        new_sources[file_index].text = text;
+        new_texts.insert(file_index, text);
     }
-    let fixed = Module::from_sources(&module.dir, new_sources);
+    let fixed = module.with_texts(&new_texts);
     if let Some(error) = by_file.keys().find_map(|&i| {
         fixed
             .errors

@@ -135,6 +135,57 @@ impl Module {
         module
     }
 
+    /// This module with some files' text replaced: only those files are parsed again, the
+    /// others keep their syntax trees (checking a fix must not cost a second parse of the
+    /// whole module).
+    pub fn with_texts(&self, changed: &std::collections::BTreeMap<usize, String>) -> Module {
+        let mut errors = Vec::new();
+        let mut declared = BTreeSet::new();
+        let files = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| match changed.get(&index) {
+                None => ModuleFile {
+                    source: file.source.clone(),
+                    body: file.body.clone(),
+                    is_target: file.is_target,
+                },
+                Some(text) => {
+                    let source = SourceFile {
+                        text: text.clone(),
+                        ..file.source.clone()
+                    };
+                    let body = match parse_source(&source) {
+                        Ok(body) => Some(body),
+                        Err(error) => {
+                            errors.push(error);
+                            None
+                        }
+                    };
+                    ModuleFile {
+                        source,
+                        body,
+                        is_target: file.is_target,
+                    }
+                }
+            })
+            .collect();
+        // Declarations of unreadable and JSON files carry over; parsed ones are re-indexed.
+        for entry in &self.declared {
+            declared.insert(entry.clone());
+        }
+        let mut module = Module {
+            dir: self.dir.clone(),
+            files,
+            declared,
+            tfvars: self.tfvars.clone(),
+            errors,
+        };
+        module.index_declarations();
+        module
+    }
+
     fn index_declarations(&mut self) {
         for file in &self.files {
             let Some(body) = &file.body else { continue };

@@ -493,7 +493,7 @@ fn deploy(
 /// Runs ctfix on the module: `Ok(None)` when it fixed it and the fix converges, `Ok(Some(why))`
 /// when it left it unfixed.
 fn fix(config: &CaseConfig, module: &Path, logs: &Path) -> Result<Option<String>, String> {
-    let before = snapshot(module);
+    let before = support::snapshot(module);
     let unsafe_fixes: &[&str] = if config.unsafe_fixes {
         &["--unsafe-fixes"]
     } else {
@@ -512,7 +512,7 @@ fn fix(config: &CaseConfig, module: &Path, logs: &Path) -> Result<Option<String>
             tail(&applied.stdout, 20)
         )));
     }
-    if snapshot(module) == before {
+    if support::snapshot(module) == before {
         return Ok(Some(
             "ctfix --apply exited 0 and changed nothing".to_owned(),
         ));
@@ -527,17 +527,6 @@ fn fix(config: &CaseConfig, module: &Path, logs: &Path) -> Result<Option<String>
         ));
     }
     Ok(None)
-}
-
-/// Every file of the tree with its bytes.
-fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    support::list_files(root)
-        .into_iter()
-        .map(|rel| {
-            let bytes = std::fs::read(root.join(&rel)).unwrap_or_default();
-            (rel, bytes)
-        })
-        .collect()
 }
 
 /// Writes `provider.tf`: the default provider and the case's aliases, all talking to moto.
