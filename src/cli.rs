@@ -1,14 +1,16 @@
 //! The command line: arguments, the order of the stages, prompts and output. `main.rs` only
 //! calls [`run`].
 
+use std::collections::BTreeSet;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::Applicability;
-use crate::report::{write_json, write_text, TextOptions};
-use crate::{apply, check, ExitStatus, Settings};
+use crate::model::{Applicability, FileChange};
+use crate::render::display_path;
+use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
+use crate::{apply, check, pull_request, vcs, ExitStatus, Settings};
 
 /// Find AWS CloudTrail trails in Terraform that are not encrypted with a customer-managed KMS
 /// key (CKV_AWS_35 / AWS-0015 / CloudTrail.2) and fix them, format-preservingly.
@@ -17,18 +19,44 @@ use crate::{apply, check, ExitStatus, Settings};
 /// Exit status: 0 nothing to fix, 1 trails to fix, 2 an error (other files still processed).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ctfix", version, about, long_about = None)]
+#[command(group = clap::ArgGroup::new("committing").args(["branch", "commit"]))]
 pub struct Args {
     /// Terraform files or directories to check (directories are walked; hidden ones skipped).
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
 
-    /// Write the fixes (asks once on a terminal unless --yes).
+    /// Write the fixes (asks about each module's change on a terminal unless --yes).
     #[arg(long)]
     pub apply: bool,
 
     /// With --apply: write without asking.
     #[arg(short = 'y', long, requires = "apply")]
     pub yes: bool,
+
+    /// With --apply: write even to files holding uncommitted changes in git.
+    #[arg(long, requires = "apply")]
+    pub allow_dirty: bool,
+
+    /// With --apply: commit the written files on a new git branch NAME, created from HEAD and
+    /// checked out.
+    #[arg(long, value_name = "NAME", requires = "apply", help_heading = "Git")]
+    pub branch: Option<String>,
+
+    /// With --apply: commit the written files on the current branch.
+    #[arg(long, requires = "apply", help_heading = "Git")]
+    pub commit: bool,
+
+    /// Push the commit's branch (with --branch or --commit) and set it as upstream.
+    #[arg(long, requires = "committing", help_heading = "Git")]
+    pub push: bool,
+
+    /// The remote --push sends to [default: origin].
+    #[arg(long, value_name = "NAME", requires = "push", help_heading = "Git")]
+    pub remote: Option<String>,
+
+    /// With --apply: write a pull-request body (Markdown) about the fixes to FILE.
+    #[arg(long, value_name = "FILE", requires = "apply", help_heading = "Git")]
+    pub pr_body: Option<PathBuf>,
 
     /// Also select unsafe fixes (they change a module's behaviour; review them).
     #[arg(long)]
@@ -87,15 +115,28 @@ impl Color {
     }
 }
 
-/// Asks the user yes/no questions; a trait so the flow can be tested with scripted answers.
+/// An answer to "apply this change?" (ast-grep's interactive loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Write this change.
+    Yes,
+    /// Leave this change out.
+    No,
+    /// Write this change and every later one without asking.
+    All,
+    /// Leave this change and every later one out.
+    Quit,
+}
+
+/// Asks the user about each change; a trait so the loop can be tested with scripted answers.
 pub trait Prompter {
     /// Whether a person can answer (standard input and error are terminals).
     fn is_interactive(&self) -> bool;
-    /// Asks `question`; `Ok(false)` for no.
-    fn confirm(&mut self, question: &str) -> io::Result<bool>;
+    /// Asks `question` and waits for one key.
+    fn choose(&mut self, question: &str) -> io::Result<Choice>;
 }
 
-/// Prompts on the terminal with dialoguer.
+/// Prompts on the terminal: one key per decision, `[y]es [n]o [a]ll [q]uit`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TerminalPrompter;
 
@@ -104,14 +145,21 @@ impl Prompter for TerminalPrompter {
         io::stdin().is_terminal() && io::stderr().is_terminal()
     }
 
-    fn confirm(&mut self, question: &str) -> io::Result<bool> {
-        dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact()
-            .map_err(|error| match error {
-                dialoguer::Error::IO(error) => error,
-            })
+    fn choose(&mut self, question: &str) -> io::Result<Choice> {
+        use console::Key;
+        let term = console::Term::stderr();
+        term.write_str(&format!("{question} [y]es [n]o [a]ll [q]uit "))?;
+        loop {
+            let (choice, word) = match term.read_key()? {
+                Key::Char('y' | 'Y') => (Choice::Yes, "yes"),
+                Key::Char('n' | 'N') => (Choice::No, "no"),
+                Key::Char('a' | 'A') => (Choice::All, "all"),
+                Key::Char('q' | 'Q') | Key::Escape | Key::CtrlC => (Choice::Quit, "quit"),
+                _ => continue,
+            };
+            term.write_line(word)?;
+            return Ok(choice);
+        }
     }
 }
 
@@ -123,8 +171,8 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .any(|error| error.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// Runs ctfix: check, optionally confirm and apply, report. Returns the exit status; `Err`
-/// only when output itself fails.
+/// Runs ctfix: check; with `--apply`, guard, confirm, write, commit and push; report.
+/// Returns the exit status; `Err` only when output itself fails.
 pub fn run(
     args: &Args,
     out: &mut dyn Write,
@@ -148,53 +196,228 @@ pub fn run(
         diff: !args.no_diff,
         findings: true,
         quiet: args.quiet,
-        applied: false,
+        applied: args.apply,
+        summary: true,
+    };
+    if !args.apply || report.changes.is_empty() {
+        write_report(args, &report, text_options, out, err)?;
+        return Ok(ExitStatus::of(&report));
+    }
+
+    // Everything that can refuse is checked before the first write.
+    let refuse = |err: &mut dyn Write, message: &dyn std::fmt::Display| -> io::Result<ExitStatus> {
+        writeln!(err, "ctfix: error: {message}; nothing was written.")?;
+        Ok(ExitStatus::Error)
+    };
+    let interactive = !args.yes;
+    if interactive && (args.format == Format::Json || !prompter.is_interactive()) {
+        return Ok(refuse(
+            err,
+            &"--apply without --yes needs a terminal to ask on. Review the diff (run without --apply), then run with --apply --yes",
+        )?);
+    }
+    let to_write: Vec<&Path> = report.changes.iter().map(|c| c.path.as_path()).collect();
+    let committing = args.commit || args.branch.is_some();
+    let prepared = match committing {
+        true => match vcs::prepare_commit(&to_write, args.branch.as_deref()) {
+            Ok(prepared) => Some(prepared),
+            Err(error) => return Ok(refuse(err, &error)?),
+        },
+        false if args.allow_dirty => None,
+        false => match vcs::uncommitted(&to_write) {
+            Ok(dirty) if dirty.is_empty() => None,
+            Ok(files) => return Ok(refuse(err, &vcs::VcsError::Dirty { files })?),
+            Err(error) => return Ok(refuse(err, &error)?),
+        },
     };
 
-    if args.apply && !report.changes.is_empty() {
-        if !args.yes {
-            if args.format == Format::Json || !prompter.is_interactive() {
-                writeln!(
-                    err,
-                    "ctfix: error: --apply without --yes needs a terminal to ask on; nothing was written. Review the diff (run without --apply), then run with --apply --yes."
-                )?;
-                return Ok(ExitStatus::Error);
-            }
-            write_text(&report, text_options, out, err)?;
-            out.flush()?;
-            let files = report.changes.len();
-            let question = format!(
-                "Write these changes to {files} file{}?",
-                if files == 1 { "" } else { "s" }
-            );
-            if !prompter.confirm(&question)? {
-                writeln!(out, "Nothing written.")?;
-                return Ok(ExitStatus::of(&report));
-            }
-            apply(&mut report, |_| true);
-            let after = TextOptions {
-                diff: false,
-                findings: false,
-                applied: true,
-                ..text_options
-            };
-            write_text(&report, after, out, err)?;
-            return Ok(ExitStatus::of(&report));
+    if interactive {
+        let accepted = ask_each_module(&report, text_options, prompter, out, err)?;
+        let shown_errors = report.errors.clone();
+        apply(&mut report, |change| accepted.contains(&module_of(change)));
+        let after = TextOptions {
+            diff: false,
+            findings: false,
+            ..text_options
+        };
+        let skipped = report.changes.iter().filter(|c| !c.written).count();
+        if skipped > 0 {
+            writeln!(
+                out,
+                "Left {skipped} file{} unchanged.",
+                if skipped == 1 { "" } else { "s" }
+            )?;
         }
-        apply(&mut report, |_| true);
+        let status = record(args, &mut report, prepared, err)?;
+        // The errors found while checking were shown with the findings; only new ones now.
+        for error in report.errors.iter().filter(|e| !shown_errors.contains(e)) {
+            write_error(error, err)?;
+        }
+        write_text(&report, after, out, &mut io::sink())?;
+        if let Some(path) = &args.pr_body {
+            writeln!(out, "Pull-request body written to {}.", display_path(path))?;
+        }
+        return Ok(status.max(ExitStatus::of(&report)));
     }
+    apply(&mut report, |_| true);
+    let status = record(args, &mut report, prepared, err)?;
+    write_report(args, &report, text_options, out, err)?;
+    if let (Some(path), Format::Text, false) = (&args.pr_body, args.format, args.quiet) {
+        writeln!(out, "Pull-request body written to {}.", display_path(path))?;
+    }
+    Ok(status.max(ExitStatus::of(&report)))
+}
 
+fn write_report(
+    args: &Args,
+    report: &crate::Report,
+    options: TextOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<()> {
     match args.format {
-        Format::Json => write_json(&report, out)?,
-        Format::Text => write_text(
-            &report,
-            TextOptions {
-                applied: args.apply,
-                ..text_options
-            },
-            out,
-            err,
-        )?,
+        Format::Json => write_json(report, out),
+        Format::Text => write_text(report, options, out, err),
     }
-    Ok(ExitStatus::of(&report))
+}
+
+/// A change's module: its directory (a module's files all live in one).
+fn module_of(change: &FileChange) -> PathBuf {
+    change
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Shows the findings, then each module's change (its diff) and asks whether to write it.
+/// The unit is a module because its fixes are planned and verified together (they may share
+/// data sources). Returns the modules to write.
+fn ask_each_module(
+    report: &crate::Report,
+    options: TextOptions,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<BTreeSet<PathBuf>> {
+    write_text(
+        report,
+        TextOptions {
+            diff: false,
+            summary: false,
+            applied: false,
+            ..options
+        },
+        out,
+        err,
+    )?;
+    let mut modules: Vec<(PathBuf, Vec<&FileChange>)> = Vec::new();
+    for change in &report.changes {
+        let module = module_of(change);
+        match modules.last_mut() {
+            Some((last, changes)) if *last == module => changes.push(change),
+            _ => modules.push((module, vec![change])),
+        }
+    }
+    let mut accepted = BTreeSet::new();
+    let total = modules.len();
+    let mut modules = modules.into_iter().enumerate();
+    while let Some((i, (module, changes))) = modules.next() {
+        writeln!(out)?;
+        let files: Vec<String> = changes.iter().map(|c| display_path(&c.path)).collect();
+        writeln!(out, "[{}/{total}] {}", i + 1, files.join(", "))?;
+        if options.diff {
+            for change in &changes {
+                write_change_diff(change, out)?;
+            }
+        }
+        out.flush()?;
+        let question = format!(
+            "Write this change to {} file{}?",
+            changes.len(),
+            if changes.len() == 1 { "" } else { "s" }
+        );
+        match prompter.choose(&question)? {
+            Choice::Yes => {
+                accepted.insert(module);
+            }
+            Choice::No => {}
+            Choice::All => {
+                accepted.insert(module);
+                accepted.extend(modules.by_ref().map(|(_, (module, _))| module));
+            }
+            Choice::Quit => break,
+        }
+    }
+    Ok(accepted)
+}
+
+/// Commits, pushes and writes the pull-request body, as asked, once the files are written.
+/// A failure is printed and makes the status an error; the written files stay written.
+fn record(
+    args: &Args,
+    report: &mut crate::Report,
+    prepared: Option<vcs::PreparedCommit>,
+    err: &mut dyn Write,
+) -> io::Result<ExitStatus> {
+    let mut status = ExitStatus::Clean;
+    let written: Vec<&Path> = report
+        .changes
+        .iter()
+        .filter(|c| c.written)
+        .map(|c| c.path.as_path())
+        .collect();
+    let failed = report
+        .changes
+        .iter()
+        .filter(|c| !c.written && report.errors.iter().any(|e| e.path == c.path))
+        .count();
+    if let Some(prepared) = prepared {
+        if written.is_empty() {
+            // Nothing written (every change declined): nothing to commit, and no error.
+        } else if failed > 0 {
+            writeln!(
+                err,
+                "ctfix: error: {failed} file{} could not be written, so nothing was committed; the written files stay as they are.",
+                if failed == 1 { "" } else { "s" }
+            )?;
+            status = ExitStatus::Error;
+        } else {
+            let message = pull_request::commit_message(report, Some(prepared.root()));
+            match vcs::commit(&prepared, &written, &message) {
+                Ok(mut committed) => {
+                    if args.push {
+                        let remote = args.remote.as_deref().unwrap_or("origin");
+                        if let Err(error) = vcs::push(&mut committed, remote) {
+                            writeln!(
+                                err,
+                                "ctfix: error: the commit was made but not pushed: {error}"
+                            )?;
+                            status = ExitStatus::Error;
+                        }
+                    }
+                    report.committed = Some(committed);
+                }
+                Err(error) => {
+                    writeln!(
+                        err,
+                        "ctfix: error: the fixes were written but not committed: {error}"
+                    )?;
+                    status = ExitStatus::Error;
+                }
+            }
+        }
+    }
+    if let Some(path) = &args.pr_body {
+        let body = pull_request::body(report, report.committed.as_ref());
+        if let Err(error) = std::fs::write(path, body) {
+            writeln!(
+                err,
+                "ctfix: error: cannot write the pull-request body to {}: {error}",
+                display_path(path)
+            )?;
+            status = ExitStatus::Error;
+        }
+    }
+    Ok(status)
 }

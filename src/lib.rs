@@ -3,8 +3,9 @@
 //! and fixes them format-preservingly.
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] → [`write`]. [`check`] runs the
-//! stages that only read; [`apply`] writes what they planned. [`cli`] wires them to the
+//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] → [`write`] → [`vcs`] (with
+//! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
+//! planned. [`cli`] wires them to the
 //! command line; the binary only calls it.
 //!
 //! ## Limitations
@@ -32,11 +33,13 @@ pub mod model;
 pub mod module;
 pub mod parse;
 pub mod policy;
+pub mod pull_request;
 pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod suppress;
 pub mod tfjson;
+pub mod vcs;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,8 +53,8 @@ use crate::discover::ModuleDir;
 use crate::model::RULE_ID;
 use crate::module::Module;
 
-/// The process exit status: ruff's and ripgrep's convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The process exit status: ruff's and ripgrep's convention (ordered: the worst wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExitStatus {
     /// 0: nothing to fix (or everything fixed).
     Clean,

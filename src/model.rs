@@ -196,6 +196,22 @@ impl std::fmt::Display for FileError {
     }
 }
 
+/// The commit `--commit` / `--branch` recorded (and `--push` sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    /// The repository's working directory.
+    #[serde(serialize_with = "serialize_path")]
+    pub repository: PathBuf,
+    /// The branch the commit is on (`HEAD` when detached).
+    pub branch: String,
+    /// The commit's full hash.
+    pub commit: String,
+    /// How many files it changes.
+    pub files: usize,
+    /// The remote it was pushed to, once the push succeeded.
+    pub pushed_to: Option<String>,
+}
+
 /// Everything one run found, changed and failed on, sorted for deterministic output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
@@ -207,6 +223,8 @@ pub struct Report {
     pub errors: Vec<FileError>,
     /// How many files were read.
     pub files_scanned: usize,
+    /// The commit holding the written files, with `--commit` / `--branch`.
+    pub committed: Option<Committed>,
 }
 
 impl Report {

@@ -11,7 +11,8 @@
 //!   "changes":  [{"path", "diff", "written"}],
 //!   "errors":   [{"path", "line", "column", "message"}],   // line/column null when n/a
 //!   "summary":  {"files_scanned", "trails", "compliant", "noncompliant", "unknown",
-//!                "suppressed", "fixes_selected", "files_changed", "files_written", "errors"}
+//!                "suppressed", "fixes_selected", "files_changed", "files_written", "errors"},
+//!   "commit"?:  {"repository", "branch", "commit", "files", "pushed_to"}  // --commit/--branch
 //! }
 //! ```
 //! `status` is one of `compliant`, `noncompliant`, `unknown`, `suppressed`; `applicability`
@@ -22,7 +23,7 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::model::{Report, Status};
+use crate::model::{FileChange, Report, Status};
 use crate::render::{display_path, render_diff};
 
 /// What the text output includes.
@@ -36,6 +37,8 @@ pub struct TextOptions {
     pub quiet: bool,
     /// The run wrote its changes (changes the summary's wording).
     pub applied: bool,
+    /// End with the summary line (off while the interactive loop is still asking).
+    pub summary: bool,
 }
 
 /// Counts for the summary line and the JSON `summary` object.
@@ -117,7 +120,7 @@ pub fn write_text(
     err: &mut dyn Write,
 ) -> io::Result<()> {
     for error in &report.errors {
-        writeln!(err, "{RED}error{RED:#}: {error}")?;
+        write_error(error, err)?;
     }
     if options.quiet {
         return Ok(());
@@ -178,13 +181,26 @@ pub fn write_text(
     if options.diff && options.findings {
         for change in &report.changes {
             writeln!(out)?;
-            write_colored_diff(
-                &render_diff(&change.path, &change.before, &change.after),
-                out,
-            )?;
+            write_change_diff(change, out)?;
         }
     }
-    write_summary(report, options, out)
+    if options.summary {
+        write_summary(report, options, out)?;
+    }
+    Ok(())
+}
+
+/// Writes one error line: `error: path:line:col: message`.
+pub fn write_error(error: &crate::model::FileError, err: &mut dyn Write) -> io::Result<()> {
+    writeln!(err, "{RED}error{RED:#}: {error}")
+}
+
+/// Writes one change's unified diff, coloured.
+pub fn write_change_diff(change: &FileChange, out: &mut dyn Write) -> io::Result<()> {
+    write_colored_diff(
+        &render_diff(&change.path, &change.before, &change.after),
+        out,
+    )
 }
 
 fn write_colored_diff(diff: &str, out: &mut dyn Write) -> io::Result<()> {
@@ -260,7 +276,22 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
     if s.errors > 0 {
         write!(out, " {} error{}.", s.errors, plural(s.errors))?;
     }
-    writeln!(out)
+    writeln!(out)?;
+    if let Some(committed) = &report.committed {
+        write!(
+            out,
+            "Committed {} file{} on branch {} ({})",
+            committed.files,
+            plural(committed.files),
+            committed.branch,
+            &committed.commit[..committed.commit.len().min(12)],
+        )?;
+        if let Some(remote) = &committed.pushed_to {
+            write!(out, " and pushed it to {remote}")?;
+        }
+        writeln!(out, ".")?;
+    }
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {
@@ -285,6 +316,8 @@ struct JsonReport<'a> {
     changes: Vec<JsonChange>,
     errors: &'a [crate::model::FileError],
     summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<&'a crate::model::Committed>,
 }
 
 /// Writes the JSON report (see the module docs for the contract), followed by a newline.
@@ -303,6 +336,7 @@ pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             .collect(),
         errors: &report.errors,
         summary: Summary::of(report),
+        commit: report.committed.as_ref(),
     };
     serde_json::to_writer_pretty(&mut *out, &json)?;
     writeln!(out)

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::prelude::*;
+use ctfix::cli::Choice;
 use predicates::prelude::*;
 use support::*;
 
@@ -357,7 +358,7 @@ fn nix_is_root() -> bool {
 
 /// Answers prompts from a script, and records the questions.
 struct Scripted {
-    answers: Vec<bool>,
+    answers: Vec<Choice>,
     asked: Vec<String>,
 }
 
@@ -366,46 +367,103 @@ impl ctfix::cli::Prompter for Scripted {
         true
     }
 
-    fn confirm(&mut self, question: &str) -> std::io::Result<bool> {
+    fn choose(&mut self, question: &str) -> std::io::Result<Choice> {
         self.asked.push(question.to_owned());
         Ok(self.answers.remove(0))
     }
 }
 
-fn run_scripted(root: &Path, answer: bool) -> (ctfix::ExitStatus, String, Scripted) {
+/// Runs `ctfix --apply <root>` in-process with scripted answers; returns the status, stdout
+/// and the questions asked.
+fn run_scripted(root: &Path, answers: &[Choice]) -> (ctfix::ExitStatus, String, Vec<String>) {
     use clap::Parser;
     let args = ctfix::cli::Args::parse_from([
         "ctfix",
         "--apply",
-        "--no-diff",
         "--color",
         "never",
         root.to_str().unwrap(),
     ]);
     let mut prompter = Scripted {
-        answers: vec![answer],
+        answers: answers.to_vec(),
         asked: Vec::new(),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter).unwrap();
-    (status, String::from_utf8(out).unwrap(), prompter)
+    (status, String::from_utf8(out).unwrap(), prompter.asked)
+}
+
+/// The demo's files that hold a fix, in the order ctfix asks about them.
+const DEMO_CHANGES: [&str; 3] = [
+    "live/prod/cloudtrail.tf",
+    "live/security/trails.tf",
+    "live/staging/main.tf",
+];
+
+fn fixed_demo_files(root: &Path) -> Vec<&'static str> {
+    DEMO_CHANGES
+        .into_iter()
+        .filter(|file| {
+            std::fs::read_to_string(root.join(file))
+                .unwrap()
+                .contains("Encrypts CloudTrail logs of trail")
+        })
+        .collect()
 }
 
 #[test]
-fn interactive_apply_writes_only_after_yes() {
+fn interactive_apply_asks_module_by_module() {
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let (status, out, asked) = run_scripted(&root, &[Choice::Yes, Choice::No, Choice::Yes]);
+    assert_eq!(asked.len(), 3, "one question per module: {asked:?}");
+    assert!(asked.iter().all(|q| q == "Write this change to 1 file?"));
+    // Each question comes after its module's diff.
+    for (i, file) in DEMO_CHANGES.iter().enumerate() {
+        let header = out.find(&format!("[{}/3] ", i + 1)).unwrap();
+        let diff = out
+            .find(&format!("+++ b/{}", root.join(file).display()))
+            .unwrap();
+        assert!(header < diff, "{out}");
+    }
+    assert_eq!(status, ctfix::ExitStatus::Findings, "one trail is left");
+    assert_eq!(
+        fixed_demo_files(&root),
+        ["live/prod/cloudtrail.tf", "live/staging/main.tf"]
+    );
+    assert!(out.contains("Left 1 file unchanged."), "{out}");
+    assert!(out.contains("Fixed 2 files."), "{out}");
+}
+
+#[test]
+fn interactive_all_writes_the_rest_without_asking() {
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let (status, out, asked) = run_scripted(&root, &[Choice::No, Choice::All]);
+    assert_eq!(asked.len(), 2);
+    assert_eq!(status, ctfix::ExitStatus::Findings);
+    assert_eq!(
+        fixed_demo_files(&root),
+        ["live/security/trails.tf", "live/staging/main.tf"]
+    );
+    assert!(out.contains("Fixed 2 files."), "{out}");
+}
+
+#[test]
+fn interactive_quit_writes_nothing_more() {
     let tmp = demo();
     let root = tmp.path().join("demo");
     let before = snapshot(&root);
-    let (status, out, prompter) = run_scripted(&root, false);
-    assert_eq!(prompter.asked, ["Write these changes to 3 files?"]);
+    let (status, out, asked) = run_scripted(&root, &[Choice::Quit]);
+    assert_eq!(asked.len(), 1);
     assert_eq!(status, ctfix::ExitStatus::Findings);
-    assert!(out.contains("Nothing written."), "{out}");
-    assert_eq!(snapshot(&root), before, "answering no writes nothing");
+    assert_eq!(snapshot(&root), before, "quitting first writes nothing");
+    assert!(out.contains("Left 3 files unchanged."), "{out}");
 
-    let (status, out, _) = run_scripted(&root, true);
-    assert_eq!(status, ctfix::ExitStatus::Clean);
-    assert!(out.contains("Fixed 3 files."), "{out}");
-    assert_ne!(snapshot(&root), before);
+    let (status, _, asked) = run_scripted(&root, &[Choice::Yes, Choice::Quit]);
+    assert_eq!(asked.len(), 2);
+    assert_eq!(status, ctfix::ExitStatus::Findings);
+    assert_eq!(fixed_demo_files(&root), ["live/prod/cloudtrail.tf"]);
 }
 
 #[test]
@@ -425,12 +483,16 @@ fn interactive_apply_through_a_real_terminal() {
     let output = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "(sleep 1; printf y) | timeout 60 script -qefc '{command}' /dev/null"
+            "(sleep 1; printf a) | timeout 60 script -qefc '{command}' /dev/null"
         ))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("Write these changes to 3 files?"), "{text}");
+    assert!(
+        text.contains("[1/3] ")
+            && text.contains("Write this change to 1 file? [y]es [n]o [a]ll [q]uit"),
+        "{text}"
+    );
     assert!(text.contains("Fixed 3 files."), "{text}");
     assert!(
         std::fs::read_to_string(root.join("live/prod/cloudtrail.tf"))

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ctfix::cli::{Args, Prompter};
+use ctfix::cli::{Args, Choice, Prompter};
 use ctfix::write::{write_atomically, write_atomically_with};
 use ctfix::ExitStatus;
 use support::*;
@@ -209,9 +209,9 @@ impl<F: FnMut()> Prompter for Meddler<F> {
         true
     }
 
-    fn confirm(&mut self, _question: &str) -> io::Result<bool> {
+    fn choose(&mut self, _question: &str) -> io::Result<Choice> {
         (self.0)();
-        Ok(true)
+        Ok(Choice::All)
     }
 }
 

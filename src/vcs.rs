@@ -1,0 +1,438 @@
+//! Stage 7: version control, with libgit2 (no `git` executable needed).
+//!
+//! Two jobs. Before `--apply` writes, [`uncommitted`] lists the files to be changed that hold
+//! work git does not have yet, so ctfix never mixes its edit into a user's unsaved work
+//! (cargo fix's rule; `--allow-dirty` overrides). After the writes, [`commit`] records exactly
+//! the written files in one commit — on a new branch with `--branch` — and [`push`] sends that
+//! branch to a remote, for bots that open pull requests.
+//!
+//! The commit is built from `HEAD`'s tree plus the written files, never from the index, so
+//! whatever else the user has staged stays staged and out of ctfix's commit.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use git2::{BranchType, Repository, Status as GitStatus};
+
+pub use crate::model::Committed;
+
+/// Something version control refused or failed to do; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum VcsError {
+    /// Files to be changed hold uncommitted work.
+    #[error("{} {} uncommitted changes; ctfix would mix its edits into them: commit or stash them first, or pass --allow-dirty to write anyway ({})", files.len(), if files.len() == 1 { "file has" } else { "files have" }, list(files))]
+    Dirty {
+        /// The files, as ctfix found them.
+        files: Vec<PathBuf>,
+    },
+    /// A commit was asked for a file outside any git repository.
+    #[error(
+        "{} is not inside a git repository; --commit and --branch need one",
+        crate::render::display_path(path)
+    )]
+    NotARepository {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The files to commit live in more than one repository.
+    #[error("the files to change live in {} git repositories ({}); run ctfix once per repository to commit", roots.len(), list(roots))]
+    SeveralRepositories {
+        /// The working directories.
+        roots: Vec<PathBuf>,
+    },
+    /// Any other refusal, with its reason.
+    #[error("{0}")]
+    Refused(String),
+    /// libgit2 failed.
+    #[error("git: {action}: {source}")]
+    Git {
+        /// What ctfix was doing.
+        action: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| crate::render::display_path(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds what ctfix was doing to a libgit2 error.
+trait Doing<T> {
+    fn doing(self, action: impl Into<String>) -> Result<T, VcsError>;
+}
+
+impl<T> Doing<T> for Result<T, git2::Error> {
+    fn doing(self, action: impl Into<String>) -> Result<T, VcsError> {
+        self.map_err(|source| VcsError::Git {
+            action: action.into(),
+            source,
+        })
+    }
+}
+
+/// A file inside a repository: the repository's working directory and the file's path in it
+/// (with `/`, as git stores it).
+struct Tracked {
+    root: PathBuf,
+    relative: String,
+}
+
+/// Finds the repository around `path` (a file); `None` outside any repository.
+fn locate(path: &Path) -> Result<Option<(Repository, Tracked)>, VcsError> {
+    let absolute = std::fs::canonicalize(path).map_err(|error| {
+        VcsError::Refused(format!(
+            "{}: cannot resolve the path: {error}",
+            crate::render::display_path(path)
+        ))
+    })?;
+    let Some(dir) = absolute.parent() else {
+        return Ok(None);
+    };
+    let repo = match Repository::discover(dir) {
+        Ok(repo) => repo,
+        Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(VcsError::Git {
+                action: format!("opening the repository around {}", dir.display()),
+                source,
+            })
+        }
+    };
+    let Some(workdir) = repo.workdir() else {
+        return Ok(None);
+    };
+    let root = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    let Ok(inside) = absolute.strip_prefix(&root) else {
+        return Ok(None);
+    };
+    let relative = inside
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    Ok(Some((repo, Tracked { root, relative })))
+}
+
+/// Whether git has the file exactly as it is on disk (ignored files count as clean: git does
+/// not look after them either way).
+fn is_clean(repo: &Repository, relative: &str) -> Result<bool, VcsError> {
+    let status = repo
+        .status_file(Path::new(relative))
+        .doing(format!("reading the status of {relative}"))?;
+    Ok(status.is_empty() || status.contains(GitStatus::IGNORED))
+}
+
+/// The files among `paths` that hold uncommitted work: modified, staged, untracked or in
+/// conflict. Files outside any git repository are not listed (there is nothing to lose to a
+/// commit there).
+pub fn uncommitted(paths: &[&Path]) -> Result<Vec<PathBuf>, VcsError> {
+    let mut dirty = Vec::new();
+    for path in paths {
+        if let Some((repo, tracked)) = locate(path)? {
+            if !is_clean(&repo, &tracked.relative)? {
+                dirty.push(path.to_path_buf());
+            }
+        }
+    }
+    Ok(dirty)
+}
+
+/// A commit checked in advance: everything that could refuse has been looked at, before any
+/// file is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedCommit {
+    root: PathBuf,
+    branch: Option<String>,
+    files: Vec<(PathBuf, String)>,
+}
+
+impl PreparedCommit {
+    /// The repository's working directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Checks that `paths` (the files about to be written) can be committed as asked: one
+/// repository, no uncommitted work in them, a free and valid name for the new `branch` (if
+/// any; `None` commits on the current branch), an author. Call it before writing, so a
+/// refusal leaves every file untouched.
+pub fn prepare_commit(paths: &[&Path], branch: Option<&str>) -> Result<PreparedCommit, VcsError> {
+    let mut roots = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut dirty = Vec::new();
+    let mut repository = None;
+    for path in paths {
+        let Some((repo, tracked)) = locate(path)? else {
+            return Err(VcsError::NotARepository {
+                path: path.to_path_buf(),
+            });
+        };
+        if !is_clean(&repo, &tracked.relative)? {
+            dirty.push(path.to_path_buf());
+        }
+        roots.insert(tracked.root.clone());
+        files.push((path.to_path_buf(), tracked.relative));
+        repository.get_or_insert(repo);
+    }
+    if roots.len() > 1 {
+        return Err(VcsError::SeveralRepositories {
+            roots: roots.into_iter().collect(),
+        });
+    }
+    if !dirty.is_empty() {
+        // Even with --allow-dirty: the commit would carry the user's unrelated work.
+        return Err(VcsError::Refused(format!(
+            "cannot commit: {} uncommitted changes that are not ctfix's ({}); commit or stash them first",
+            if dirty.len() == 1 { "a file to change has" } else { "files to change have" },
+            list(&dirty)
+        )));
+    }
+    let (Some(repo), Some(root)) = (repository, roots.into_iter().next()) else {
+        return Err(VcsError::Refused("nothing to commit".to_owned()));
+    };
+    if let Some(branch) = branch {
+        if !git2::Branch::name_is_valid(branch).unwrap_or(false) {
+            return Err(VcsError::Refused(format!(
+                "{branch:?} is not a valid branch name"
+            )));
+        }
+        if repo.find_branch(branch, BranchType::Local).is_ok() {
+            return Err(VcsError::Refused(format!(
+                "branch {branch} already exists in {}; choose another name or delete it",
+                root.display()
+            )));
+        }
+    }
+    signature(&repo)?;
+    Ok(PreparedCommit {
+        root,
+        branch: branch.map(str::to_owned),
+        files,
+    })
+}
+
+/// The author and committer: `GIT_AUTHOR_NAME` / `GIT_AUTHOR_EMAIL` when set (as git reads
+/// them), else `user.name` / `user.email` from git's configuration.
+fn signature(repo: &Repository) -> Result<git2::Signature<'static>, VcsError> {
+    let name = std::env::var("GIT_AUTHOR_NAME").ok();
+    let email = std::env::var("GIT_AUTHOR_EMAIL").ok();
+    if let (Some(name), Some(email)) = (&name, &email) {
+        return git2::Signature::now(name, email).doing("making the commit's signature");
+    }
+    repo.signature().map_err(|_| {
+        VcsError::Refused(
+            "cannot commit: git does not know who you are; set user.name and user.email (git config), or GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL".to_owned(),
+        )
+    })
+}
+
+/// Commits those of the prepared files that were `written`, as they are now on disk: creates
+/// and checks out the branch if one was asked for, then records one commit whose tree is
+/// `HEAD`'s plus these files. The files are staged too, so `git status` shows them clean;
+/// nothing else in the index changes.
+pub fn commit(
+    prepared: &PreparedCommit,
+    written: &[&Path],
+    message: &str,
+) -> Result<Committed, VcsError> {
+    let files: Vec<&str> = prepared
+        .files
+        .iter()
+        .filter(|(path, _)| written.contains(&path.as_path()))
+        .map(|(_, relative)| relative.as_str())
+        .collect();
+    if files.is_empty() {
+        return Err(VcsError::Refused(
+            "nothing was written, so nothing was committed".to_owned(),
+        ));
+    }
+    let repo = Repository::open(&prepared.root).doing("opening the repository")?;
+    let parent = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit().doing("reading HEAD")?),
+        Err(error) if error.code() == git2::ErrorCode::UnbornBranch => None,
+        Err(source) => {
+            return Err(VcsError::Git {
+                action: "reading HEAD".to_owned(),
+                source,
+            })
+        }
+    };
+    if let Some(branch) = &prepared.branch {
+        let reference = format!("refs/heads/{branch}");
+        if let Some(parent) = &parent {
+            repo.branch(branch, parent, false)
+                .doing(format!("creating branch {branch}"))?;
+        }
+        repo.set_head(&reference)
+            .doing(format!("checking out branch {branch}"))?;
+    }
+
+    // Stage through the real index: it applies the repository's filters (line endings,
+    // .gitattributes), so the blobs are what `git add` would make.
+    let mut staged = repo.index().doing("reading the index")?;
+    let mut tree_index = git2::Index::new().doing("making an index")?;
+    if let Some(parent) = &parent {
+        tree_index
+            .read_tree(&parent.tree().doing("reading HEAD's tree")?)
+            .doing("reading HEAD's tree")?;
+    }
+    for relative in &files {
+        staged
+            .add_path(Path::new(relative))
+            .doing(format!("staging {relative}"))?;
+        let entry = staged.get_path(Path::new(relative), 0).ok_or_else(|| {
+            VcsError::Refused(format!("cannot commit: {relative} did not reach the index"))
+        })?;
+        tree_index
+            .add(&entry)
+            .doing(format!("adding {relative} to the commit"))?;
+    }
+    let tree_id = tree_index
+        .write_tree_to(&repo)
+        .doing("writing the commit's tree")?;
+    let tree = repo.find_tree(tree_id).doing("reading the commit's tree")?;
+    let signature = signature(&repo)?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let id = repo
+        .commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parents,
+        )
+        .doing("committing")?;
+    staged.write().doing("writing the index")?;
+    let branch = repo
+        .head()
+        .ok()
+        .filter(|head| head.is_branch())
+        .and_then(|head| head.shorthand().map(str::to_owned))
+        .unwrap_or_else(|| "HEAD".to_owned());
+    Ok(Committed {
+        repository: prepared.root.clone(),
+        branch,
+        commit: id.to_string(),
+        files: files.len(),
+        pushed_to: None,
+    })
+}
+
+/// Pushes the committed branch to `remote` and records it as the branch's upstream.
+///
+/// Credentials, in the order libgit2 offers the methods: a user name and password in the
+/// remote's URL, git's credential helpers, the SSH agent, then the platform default. A
+/// rejected push (the branch exists on the remote with other commits) is an error.
+pub fn push(committed: &mut Committed, remote: &str) -> Result<(), VcsError> {
+    if committed.branch == "HEAD" {
+        return Err(VcsError::Refused(
+            "cannot push a detached HEAD; use --branch".to_owned(),
+        ));
+    }
+    let repo = Repository::open(&committed.repository).doing("opening the repository")?;
+    let mut found = repo
+        .find_remote(remote)
+        .doing(format!("finding remote {remote}"))?;
+    let config = repo.config().doing("reading git's configuration")?;
+    let branch = committed.branch.clone();
+    let rejection = std::cell::RefCell::new(None);
+    {
+        let mut attempts = 0;
+        let mut callbacks = git2::RemoteCallbacks::new();
+        callbacks.credentials(|url, username, allowed| {
+            attempts += 1;
+            if attempts > 3 {
+                return Err(git2::Error::from_str(
+                    "authentication failed (tried the URL, credential helpers and the SSH agent)",
+                ));
+            }
+            credentials(&config, url, username, allowed, attempts)
+        });
+        callbacks.push_update_reference(|reference, status| {
+            if let Some(status) = status {
+                *rejection.borrow_mut() = Some(format!("{reference}: {status}"));
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(callbacks);
+        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        found
+            .push(&[refspec.as_str()], Some(&mut options))
+            .doing(format!("pushing {branch} to {remote}"))?;
+    }
+    if let Some(reason) = rejection.into_inner() {
+        return Err(VcsError::Refused(format!(
+            "{remote} rejected the push of {branch} ({reason}); does the branch already exist there?"
+        )));
+    }
+    let mut config = repo.config().doing("reading git's configuration")?;
+    config
+        .set_str(&format!("branch.{branch}.remote"), remote)
+        .doing("recording the upstream")?;
+    config
+        .set_str(
+            &format!("branch.{branch}.merge"),
+            &format!("refs/heads/{branch}"),
+        )
+        .doing("recording the upstream")?;
+    committed.pushed_to = Some(remote.to_owned());
+    Ok(())
+}
+
+/// One credential for libgit2's `attempt`-th request.
+fn credentials(
+    config: &git2::Config,
+    url: &str,
+    username: Option<&str>,
+    allowed: git2::CredentialType,
+    attempt: u32,
+) -> Result<git2::Cred, git2::Error> {
+    use git2::CredentialType as Kind;
+    if allowed.contains(Kind::USER_PASS_PLAINTEXT) {
+        if attempt == 1 {
+            if let Some((user, password)) = url_credentials(url) {
+                return git2::Cred::userpass_plaintext(&user, &password);
+            }
+        }
+        return git2::Cred::credential_helper(config, url, username);
+    }
+    if allowed.contains(Kind::SSH_KEY) {
+        return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
+    }
+    if allowed.contains(Kind::USERNAME) {
+        return git2::Cred::username(username.unwrap_or("git"));
+    }
+    git2::Cred::default()
+}
+
+/// `user:password` from `https://user:password@host/…` (how CI systems pass tokens).
+fn url_credentials(url: &str) -> Option<(String, String)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_credentials;
+
+    #[test]
+    fn reads_a_token_from_the_url() {
+        assert_eq!(
+            url_credentials("https://x-access-token:abc@github.com/o/r.git"),
+            Some(("x-access-token".to_owned(), "abc".to_owned()))
+        );
+        assert_eq!(url_credentials("https://github.com/o/r.git"), None);
+        assert_eq!(url_credentials("git@github.com:o/r.git"), None);
+    }
+}

@@ -1,0 +1,398 @@
+//! Git flows through the built binary, on real repositories made in temp dirs: the guard for
+//! uncommitted work, `--commit` / `--branch`, `--push` to a bare remote, the pull-request
+//! body. The `git` command sets the repositories up and reads them back, so what ctfix
+//! records is checked by the tool users run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+/// `git` with a configuration of its own: no user or system settings leak in.
+fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_AUTHOR_NAME")
+        .env_remove("GIT_AUTHOR_EMAIL")
+        .args(args)
+        .output()
+        .expect("run git (it must be installed for these tests)");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn git_text(dir: &Path, home: &Path, args: &[&str]) -> String {
+    String::from_utf8(git(dir, home, args).stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+/// A repository holding the demo tree, committed on `main`, with an identity configured in
+/// the repository; `home` is an empty home directory for both git and ctfix.
+struct Repo {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    root: PathBuf,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let root = tmp.path().join("infra");
+        std::fs::create_dir_all(&home).unwrap();
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"),
+            &root,
+        );
+        git(&root, &home, &["init", "-q", "-b", "main"]);
+        git(&root, &home, &["config", "user.name", "Platform Bot"]);
+        git(&root, &home, &["config", "user.email", "bot@example.com"]);
+        git(&root, &home, &["add", "-A"]);
+        git(&root, &home, &["commit", "-q", "-m", "infra"]);
+        Repo {
+            _tmp: tmp,
+            home,
+            root,
+        }
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git_text(&self.root, &self.home, args)
+    }
+
+    /// ctfix run in the repository's root, with the same home directory as git.
+    fn ctfix(&self, args: &[&str]) -> Output {
+        ctfix()
+            .current_dir(&self.root)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_AUTHOR_NAME")
+            .env_remove("GIT_AUTHOR_EMAIL")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// The demo files ctfix changes.
+const CHANGED: [&str; 3] = [
+    "live/prod/cloudtrail.tf",
+    "live/security/trails.tf",
+    "live/staging/main.tf",
+];
+
+#[test]
+fn branch_commits_exactly_the_fixed_files() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let output = repo.ctfix(&["--apply", "--yes", "--branch", "ctfix/cloudtrail-kms", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Committed 3 files on branch ctfix/cloudtrail-kms ("),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+        "ctfix/cloudtrail-kms"
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "HEAD~1"]),
+        base,
+        "one commit on top"
+    );
+    assert_eq!(repo.git(&["rev-parse", "main"]), base, "main is untouched");
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "nothing left over"
+    );
+    let files = repo.git(&["diff", "--name-only", "HEAD~1", "HEAD"]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), CHANGED);
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s"]),
+        ctfix::pull_request::TITLE
+    );
+    let body = repo.git(&["log", "-1", "--format=%b"]);
+    assert!(
+        body.contains("- aws_cloudtrail.org in live/prod/cloudtrail.tf:"),
+        "{body}"
+    );
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%an <%ae>"]),
+        "Platform Bot <bot@example.com>"
+    );
+    // What was committed is what is on disk, and it is the fix.
+    for file in CHANGED {
+        let committed = repo.git(&["show", &format!("HEAD:{file}")]);
+        let on_disk = std::fs::read_to_string(repo.root.join(file)).unwrap();
+        assert_eq!(committed, on_disk.trim_end(), "{file}");
+        assert!(committed.contains("kms_key_id"), "{file}");
+    }
+    // A second run finds nothing to fix.
+    let again = repo.ctfix(&["."]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+}
+
+#[test]
+fn commit_leaves_the_users_staged_and_untracked_work_alone() {
+    let repo = Repo::new();
+    std::fs::write(repo.root.join("live/prod/s3.tf"), "# staged by the user\n").unwrap();
+    repo.git(&["add", "live/prod/s3.tf"]);
+    std::fs::write(repo.root.join("notes.txt"), "untracked\n").unwrap();
+
+    let output = repo.ctfix(&["--apply", "--yes", "--commit", "--format", "json", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["commit"]["branch"], "main");
+    assert_eq!(json["commit"]["files"], 3);
+    assert_eq!(
+        json["commit"]["commit"].as_str().unwrap(),
+        repo.git(&["rev-parse", "HEAD"])
+    );
+
+    let files = repo.git(&["diff", "--name-only", "HEAD~1", "HEAD"]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), CHANGED);
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "M  live/prod/s3.tf\n?? notes.txt",
+        "the user's staged change stays staged, the untracked file untracked"
+    );
+}
+
+#[test]
+fn uncommitted_work_in_a_file_to_fix_is_refused_unless_allowed() {
+    let repo = Repo::new();
+    let file = repo.root.join("live/staging/main.tf");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n# work in progress\n");
+    std::fs::write(&file, &text).unwrap();
+    let before = snapshot(&repo.root);
+
+    let output = repo.ctfix(&["--apply", "--yes", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("live/staging/main.tf") && stderr.contains("--allow-dirty"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(snapshot(&repo.root), before, "refused: nothing written");
+
+    // Committing would sweep the user's work into ctfix's commit: refused even when allowed.
+    let output = repo.ctfix(&["--apply", "--yes", "--allow-dirty", "--branch", "fix", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("cannot commit"));
+    assert_eq!(snapshot(&repo.root), before);
+    assert_eq!(repo.git(&["branch", "--list", "fix"]), "");
+
+    let output = repo.ctfix(&["--apply", "--yes", "--allow-dirty", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(after.contains("kms_key_id") && after.contains("# work in progress"));
+}
+
+#[test]
+fn files_outside_a_repository_need_no_guard_but_cannot_be_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plain");
+    write_trail_module(&dir, "plain");
+    let before = snapshot(&dir);
+    let output = ctfix()
+        .args(["--apply", "--yes", "--commit"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("is not inside a git repository"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(snapshot(&dir), before);
+
+    let output = ctfix()
+        .args(["--apply", "--yes"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+}
+
+#[test]
+fn an_existing_branch_is_refused_before_writing() {
+    let repo = Repo::new();
+    repo.git(&["branch", "taken"]);
+    let before = snapshot(&repo.root);
+    let output = repo.ctfix(&["--apply", "--yes", "--branch", "taken", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("branch taken already exists"));
+    assert_eq!(snapshot(&repo.root), before);
+
+    let output = repo.ctfix(&["--apply", "--yes", "--branch", "bad..name", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("not a valid branch name"));
+    assert_eq!(snapshot(&repo.root), before);
+}
+
+#[test]
+fn no_identity_is_refused_before_writing() {
+    let repo = Repo::new();
+    repo.git(&["config", "--unset", "user.name"]);
+    repo.git(&["config", "--unset", "user.email"]);
+    let before = snapshot(&repo.root);
+    let output = repo.ctfix(&["--apply", "--yes", "--commit", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("set user.name and user.email"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(snapshot(&repo.root), before);
+
+    // GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL stand in, as they do for git.
+    let output = ctfix()
+        .current_dir(&repo.root)
+        .env("HOME", &repo.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "CI")
+        .env("GIT_AUTHOR_EMAIL", "ci@example.com")
+        .args(["--apply", "--yes", "--commit", "."])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%an <%ae>"]),
+        "CI <ci@example.com>"
+    );
+}
+
+#[test]
+fn push_sends_the_branch_and_sets_its_upstream() {
+    let repo = Repo::new();
+    let remote = repo.root.parent().unwrap().join("remote.git");
+    git(
+        repo.root.parent().unwrap(),
+        &repo.home,
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let body = repo.root.parent().unwrap().join("pr.md");
+    let output = repo.ctfix(&[
+        "--apply",
+        "--yes",
+        "--branch",
+        "ctfix/kms",
+        "--push",
+        "--pr-body",
+        body.to_str().unwrap(),
+        repo.root.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("and pushed it to origin."), "{stdout}");
+
+    let local = repo.git(&["rev-parse", "HEAD"]);
+    let pushed = git_text(&remote, &repo.home, &["rev-parse", "refs/heads/ctfix/kms"]);
+    assert_eq!(pushed, local);
+    assert_eq!(
+        repo.git(&["rev-parse", "--abbrev-ref", "ctfix/kms@{upstream}"]),
+        "origin/ctfix/kms"
+    );
+
+    // The body names the trails with paths inside the repository, even though ctfix was
+    // given an absolute path, and the commit it describes.
+    let body = std::fs::read_to_string(&body).unwrap();
+    assert!(
+        body.contains("| `aws_cloudtrail.org` | `live/prod/cloudtrail.tf:2` |"),
+        "{body}"
+    );
+    assert!(body.contains(&format!("commit {}", &local[..12])), "{body}");
+    assert!(body.contains("CKV_AWS_35"));
+}
+
+#[test]
+fn a_rejected_push_keeps_the_commit_and_fails() {
+    let repo = Repo::new();
+    let remote = repo.root.parent().unwrap().join("remote.git");
+    git(
+        repo.root.parent().unwrap(),
+        &repo.home,
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    // Someone else's branch of the same name is on the remote already.
+    repo.git(&["commit", "-q", "--allow-empty", "-m", "other"]);
+    repo.git(&["push", "-q", "origin", "HEAD:refs/heads/ctfix/kms"]);
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+
+    let output = repo.ctfix(&["--apply", "--yes", "--branch", "ctfix/kms", "--push", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("the commit was made but not pushed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+        "ctfix/kms"
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn line_ending_filters_apply_as_git_add_would() {
+    // core.autocrlf: the working tree has CRLF, the repository LF. The commit must hold LF
+    // lines, or every line of the file would show as changed.
+    let repo = Repo::new();
+    repo.git(&["config", "core.autocrlf", "true"]);
+    let file = repo.root.join("live/staging/main.tf");
+    let crlf = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace('\n', "\r\n");
+    std::fs::write(&file, crlf).unwrap();
+    repo.git(&["add", "live/staging/main.tf"]);
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "CRLF is clean here"
+    );
+
+    let output = repo.ctfix(&["--apply", "--yes", "--commit", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("kms_key_id"));
+    let blob = git(
+        &repo.root,
+        &repo.home,
+        &["show", "HEAD:live/staging/main.tf"],
+    )
+    .stdout;
+    assert!(!blob.contains(&b'\r'), "the blob is normalised to LF");
+    let stat = repo.git(&[
+        "diff",
+        "--numstat",
+        "HEAD~1",
+        "HEAD",
+        "--",
+        "live/staging/main.tf",
+    ]);
+    let removed: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // The one line the fix replaces (`kms_key_id = ""`); a CRLF blob would replace them all.
+    assert_eq!(removed, 1, "{stat}");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
