@@ -591,6 +591,11 @@ fn classify_key_reference(
             format!("kms_key_id is aws_kms_key.{label}{via}, which is disabled (is_enabled = false): CloudTrail cannot encrypt with it"),
             Remedy::EnableKey { key },
         ),
+        KeyVerdict::NotSymmetric { setting, .. } => Verdict::noncompliant(
+            "key-not-symmetric",
+            format!("kms_key_id is aws_kms_key.{label}{via}, which is not a symmetric encryption key ({setting}): CloudTrail cannot encrypt with it"),
+            Remedy::GenerateKey,
+        ),
         KeyVerdict::MissingGrant { missing, .. } => Verdict::noncompliant(
             "key-policy-missing-grant",
             format!(

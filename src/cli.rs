@@ -90,6 +90,8 @@ pub enum Format {
     Text,
     /// For programs: one JSON object (see the README for the contract).
     Json,
+    /// For code-scanning dashboards: SARIF 2.1.0, fixes included.
+    Sarif,
 }
 
 /// Colour choice.
@@ -210,7 +212,7 @@ pub fn run(
         Ok(ExitStatus::Error)
     };
     let interactive = !args.yes;
-    if interactive && (args.format == Format::Json || !prompter.is_interactive()) {
+    if interactive && (args.format != Format::Text || !prompter.is_interactive()) {
         return Ok(refuse(
             err,
             &"--apply without --yes needs a terminal to ask on. Review the diff (run without --apply), then run with --apply --yes",
@@ -277,6 +279,7 @@ fn write_report(
 ) -> io::Result<()> {
     match args.format {
         Format::Json => write_json(report, out),
+        Format::Sarif => crate::sarif::write_sarif(report, out),
         Format::Text => write_text(report, options, out, err),
     }
 }

@@ -38,6 +38,14 @@ pub enum KeyVerdict {
     Unreadable,
     /// `is_enabled = false`.
     Disabled(BlockRef),
+    /// Not a symmetric encryption key (`customer_master_key_spec` or `key_usage` say
+    /// otherwise): CloudTrail can only encrypt with `SYMMETRIC_DEFAULT` / `ENCRYPT_DECRYPT`.
+    NotSymmetric {
+        /// The key.
+        key: BlockRef,
+        /// The setting that rules it out, as `attribute = "VALUE"`.
+        setting: String,
+    },
     /// The policy does not allow CloudTrail these actions.
     MissingGrant {
         /// The key.
@@ -71,6 +79,22 @@ pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVe
     if let Some(enabled) = block.body.get_attribute("is_enabled") {
         if resolver.value_of(&enabled.value, key.file) == Value::Bool(false) {
             return KeyVerdict::Disabled(key);
+        }
+    }
+    for (attribute, usable) in [
+        ("customer_master_key_spec", "SYMMETRIC_DEFAULT"),
+        ("key_usage", "ENCRYPT_DECRYPT"),
+    ] {
+        let Some(setting) = block.body.get_attribute(attribute) else {
+            continue;
+        };
+        if let Value::String(value) = resolver.value_of(&setting.value, key.file) {
+            if value != usable {
+                return KeyVerdict::NotSymmetric {
+                    key,
+                    setting: format!("{attribute} = \"{value}\""),
+                };
+            }
         }
     }
     let (holder, policy_expr) = match key_policy_resource(module, resolver, label) {

@@ -3,7 +3,7 @@
 //! and fixes them format-preservingly.
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] → [`write`] → [`vcs`] (with
+//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
 //! planned. [`cli`] wires them to the
 //! command line; the binary only calls it.
@@ -37,6 +37,7 @@ pub mod pull_request;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod sarif;
 pub mod suppress;
 pub mod tfjson;
 pub mod vcs;

@@ -500,3 +500,71 @@ fn interactive_apply_through_a_real_terminal() {
             .contains("kms_key_id")
     );
 }
+
+#[test]
+fn sarif_results_carry_fixes_that_rebuild_what_apply_writes() {
+    let tmp = demo();
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--format", "sarif", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let sarif: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(
+        run["tool"]["driver"]["rules"][0]["id"],
+        "cloudtrail-kms-cmk"
+    );
+    let results = run["results"].as_array().unwrap();
+    // The compliant trail is not a result; the three noncompliant ones are errors.
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r["level"] == "error"));
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "demo/live/prod/cloudtrail.tf"
+    );
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+
+    // Applying every fix's replacements gives the bytes --apply writes.
+    let mut rebuilt = Vec::new();
+    for result in results {
+        for change in result["fixes"][0]["artifactChanges"].as_array().unwrap() {
+            let uri = change["artifactLocation"]["uri"].as_str().unwrap();
+            let before = std::fs::read(tmp.path().join(uri)).unwrap();
+            let mut after = Vec::new();
+            let mut at = 0;
+            for replacement in change["replacements"].as_array().unwrap() {
+                let region = &replacement["deletedRegion"];
+                let offset = region["byteOffset"].as_u64().unwrap() as usize;
+                after.extend_from_slice(&before[at..offset]);
+                after.extend_from_slice(
+                    replacement["insertedContent"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .as_bytes(),
+                );
+                at = offset + region["byteLength"].as_u64().unwrap() as usize;
+            }
+            after.extend_from_slice(&before[at..]);
+            rebuilt.push((uri.to_owned(), after));
+        }
+    }
+    assert_eq!(rebuilt.len(), 3);
+    ctfix()
+        .current_dir(tmp.path())
+        .args(["--apply", "--yes", "demo"])
+        .assert()
+        .code(0);
+    for (uri, bytes) in rebuilt {
+        assert_eq!(
+            std::fs::read(tmp.path().join(&uri)).unwrap(),
+            bytes,
+            "{uri}"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `--format sarif`: the report as SARIF 2.1.0, for code-scanning dashboards (GitHub code
+//! scanning, Azure DevOps, IDEs).
+//!
+//! One result per trail that is noncompliant (`error`), unknown (`warning`) or suppressed
+//! (`error` with an in-source suppression, which dashboards show as dismissed); compliant trails
+//! are not results. A module's selected fixes travel as SARIF `fixes[]` on the first of its
+//! fixed trails: one replacement per changed hunk, located by byte offset in the file as it is
+//! on disk, so a consumer applying them gets exactly the bytes `--apply` would write.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use similar::{DiffOp, TextDiff};
+
+use crate::model::{FileChange, Finding, Report, Status, RULE_ID};
+use crate::render::display_path;
+
+/// Writes the SARIF log, followed by a newline.
+pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut results = Vec::new();
+    let mut modules_with_fix: Vec<PathBuf> = Vec::new();
+    for finding in &report.findings {
+        let level = match finding.status {
+            Status::Compliant => continue,
+            Status::Noncompliant | Status::Suppressed => "error",
+            Status::Unknown => "warning",
+        };
+        let mut result = json!({
+            "ruleId": RULE_ID,
+            "level": level,
+            "message": { "text": format!("{}: {}", finding.resource, finding.message) },
+            "locations": [location(finding)],
+            "properties": { "reason": finding.reason, "status": finding.status.as_str() },
+        });
+        if let Some(suppression) = &finding.suppression {
+            result["suppressions"] = json!([{
+                "kind": "inSource",
+                "justification": suppression.reason.clone().unwrap_or_else(|| suppression.comment.clone()),
+            }]);
+        }
+        if let Some(fix) = &finding.fix {
+            result["properties"]["fix"] = json!({
+                "title": fix.title,
+                "applicability": fix.applicability.as_str(),
+            });
+            let module = finding.path.parent().unwrap_or(Path::new(""));
+            if fix.selected && !modules_with_fix.iter().any(|m| m == module) {
+                let changes: Vec<&FileChange> = report
+                    .changes
+                    .iter()
+                    .filter(|c| c.path.parent() == Some(module))
+                    .collect();
+                if !changes.is_empty() {
+                    modules_with_fix.push(module.to_path_buf());
+                    result["fixes"] = json!([{
+                        "description": { "text": module_titles(report, module) },
+                        "artifactChanges": changes.iter().map(|c| artifact_change(c)).collect::<Vec<_>>(),
+                    }]);
+                }
+            }
+        }
+        results.push(result);
+    }
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "ctfix",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": [rule()],
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    });
+    serde_json::to_writer_pretty(&mut *out, &log)?;
+    writeln!(out)
+}
+
+fn rule() -> Value {
+    json!({
+        "id": RULE_ID,
+        "name": "CloudTrailLogsEncryptedWithCustomerManagedKey",
+        "shortDescription": { "text": "CloudTrail logs should be encrypted with a customer-managed KMS key" },
+        "fullDescription": { "text": "aws_cloudtrail must set kms_key_id to the ARN of a customer-managed KMS key whose policy lets cloudtrail.amazonaws.com call kms:GenerateDataKey* and kms:DescribeKey (Checkov CKV_AWS_35, Trivy AWS-0015, KICS 5d9e3164-9265-470c-9a10-57ae454ac0c7, Security Hub CloudTrail.2, AWS Config CLOUD_TRAIL_ENCRYPTION_ENABLED, Prowler cloudtrail_kms_encryption_enabled)." },
+        "help": { "text": crate::explain::CONTROL },
+        "defaultConfiguration": { "level": "error" },
+        "properties": { "tags": ["security", "terraform", "aws", "cloudtrail", "kms",
+                                  "CKV_AWS_35", "AWS-0015", "CloudTrail.2"] },
+    })
+}
+
+fn location(finding: &Finding) -> Value {
+    json!({ "physicalLocation": {
+        "artifactLocation": { "uri": display_path(&finding.path) },
+        "region": { "startLine": finding.line, "startColumn": finding.column },
+    }})
+}
+
+/// The fix titles of a module's selected fixes, one per line.
+fn module_titles(report: &Report, module: &Path) -> String {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.path.parent() == Some(module))
+        .filter_map(|f| f.fix.as_ref().filter(|fix| fix.selected))
+        .map(|fix| fix.title.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A file's change as SARIF replacements: one per changed run of lines, by byte offset into
+/// the file as read (byte order mark included).
+fn artifact_change(change: &FileChange) -> Value {
+    let before = String::from_utf8_lossy(&change.before);
+    let after = String::from_utf8_lossy(&change.after);
+    let old_lines: Vec<&str> = before.split_inclusive('\n').collect();
+    let new_lines: Vec<&str> = after.split_inclusive('\n').collect();
+    let diff = TextDiff::configure().diff_slices(&old_lines, &new_lines);
+    let offsets = |lines: &[&str]| -> Vec<usize> {
+        let mut at = vec![0];
+        for line in lines {
+            at.push(at.last().copied().unwrap_or(0) + line.len());
+        }
+        at
+    };
+    let old_at = offsets(&old_lines);
+    let new_at = offsets(&new_lines);
+    let replacements: Vec<Value> = diff
+        .ops()
+        .iter()
+        .filter(|op| !matches!(op, DiffOp::Equal { .. }))
+        .map(|op| {
+            let (old, new) = (op.old_range(), op.new_range());
+            json!({
+                "deletedRegion": {
+                    "byteOffset": old_at[old.start],
+                    "byteLength": old_at[old.end] - old_at[old.start],
+                },
+                "insertedContent": { "text": &after[new_at[new.start]..new_at[new.end]] },
+            })
+        })
+        .collect();
+    json!({
+        "artifactLocation": { "uri": display_path(&change.path) },
+        "replacements": replacements,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies SARIF replacements (sorted by offset) to `before`.
+    fn apply(before: &[u8], change: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for replacement in change["replacements"].as_array().unwrap() {
+            let offset = replacement["deletedRegion"]["byteOffset"].as_u64().unwrap() as usize;
+            let length = replacement["deletedRegion"]["byteLength"].as_u64().unwrap() as usize;
+            out.extend_from_slice(&before[at..offset]);
+            out.extend_from_slice(
+                replacement["insertedContent"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .as_bytes(),
+            );
+            at = offset + length;
+        }
+        out.extend_from_slice(&before[at..]);
+        out
+    }
+
+    #[test]
+    fn replacements_rebuild_the_written_bytes() {
+        let before = "\u{feff}resource \"aws_cloudtrail\" \"t\" {\r\n  name = \"t\"\r\n}\r\n# end";
+        let after = "\u{feff}resource \"aws_cloudtrail\" \"t\" {\r\n  name       = \"t\"\r\n  kms_key_id = k\r\n}\r\n# end\nmore";
+        let change = FileChange {
+            path: "m/main.tf".into(),
+            before: before.as_bytes().to_vec(),
+            after: after.as_bytes().to_vec(),
+            written: false,
+        };
+        let sarif = artifact_change(&change);
+        assert_eq!(sarif["artifactLocation"]["uri"], "m/main.tf");
+        assert_eq!(apply(before.as_bytes(), &sarif), after.as_bytes());
+    }
+}
