@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::analyze::{ExtendPolicy, Remedy, Trail};
 use crate::key_check::PolicySource;
 use crate::key_template::{
-    document_statements, jsonencode_statements, render_data_source, render_key, KeyParams,
-    TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
+    cloudtrail_sids_for, document_statements, jsonencode_statements, render_data_source,
+    render_key, KeyParams, TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
 };
 use crate::model::{Applicability, Edit, FileError, Fix};
 use crate::module::{is_identifier, provider_of, BlockRef, Module};
@@ -296,23 +296,34 @@ impl<'m> FixPlanner<'m> {
             });
         }
         let key_provider = provider_of(&module.files[extend.key.file].source.text, key_block);
+        // Only the statements for what is missing; a document's DescribeKey statement names
+        // no account, so it needs no data sources.
+        let sids = cloudtrail_sids_for(&extend.missing);
+        let needs_data_sources = !matches!(extend.source, PolicySource::Document(_))
+            || sids.contains(&CLOUDTRAIL_SIDS[0]);
         let mut new_blocks = Vec::new();
-        let partition = self.data_source(
-            "aws_partition",
-            key_provider.as_deref(),
-            Applicability::Unsafe,
-            &mut new_blocks,
-        );
-        let identity = self.data_source(
-            "aws_caller_identity",
-            key_provider.as_deref(),
-            Applicability::Unsafe,
-            &mut new_blocks,
-        );
+        let (partition, identity) = if needs_data_sources {
+            (
+                self.data_source(
+                    "aws_partition",
+                    key_provider.as_deref(),
+                    Applicability::Unsafe,
+                    &mut new_blocks,
+                ),
+                self.data_source(
+                    "aws_caller_identity",
+                    key_provider.as_deref(),
+                    Applicability::Unsafe,
+                    &mut new_blocks,
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let missing = extend.missing.join(" and ");
         let (holder, edits, what) = match &extend.source {
             PolicySource::Jsonencode(holder) => {
-                let edit = extend_jsonencode(module, *holder, &partition, &identity);
+                let edit = extend_jsonencode(module, *holder, &sids, &partition, &identity);
                 (
                     *holder,
                     edit,
@@ -320,7 +331,7 @@ impl<'m> FixPlanner<'m> {
                 )
             }
             PolicySource::Document(document) => {
-                let edit = extend_document(module, *document, &partition, &identity);
+                let edit = extend_document(module, *document, &sids, &partition, &identity);
                 (
                     *document,
                     edit,
@@ -339,7 +350,7 @@ impl<'m> FixPlanner<'m> {
         };
         let Some(edit) = edits else {
             // Heredocs, files, templates: show exactly what to add.
-            let statements = json_statements();
+            let statements = json_statements(&sids);
             return Ok(Fix {
                 title: format!("add CloudTrail's statements to aws_kms_key.{key_label}'s policy by hand"),
                 applicability: Applicability::DisplayOnly,
@@ -450,8 +461,9 @@ fn with_path(path: &Path, edit: Edit) -> Edit {
     }
 }
 
-/// The CloudTrail statements as plain JSON, for policies ctfix shows rather than edits.
-fn json_statements() -> String {
+/// The CloudTrail statements with these Sids as plain JSON, for policies ctfix shows rather
+/// than edits.
+fn json_statements(sids: &[&str]) -> String {
     let statements = json!([
         {
             "Sid": "AllowCloudTrailToEncryptLogs",
@@ -469,14 +481,21 @@ fn json_statements() -> String {
             "Resource": "*"
         }
     ]);
-    serde_json::to_string_pretty(&statements).unwrap_or_default()
+    let wanted: Vec<&serde_json::Value> = statements
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|statement| sids.iter().any(|sid| statement["Sid"] == *sid))
+        .collect();
+    serde_json::to_string_pretty(&wanted).unwrap_or_default()
 }
 
-/// Adds the CloudTrail statements to the `Statement` list of `policy = jsonencode({...})` on
-/// the block at `holder`.
+/// Adds the CloudTrail statements with these Sids to the `Statement` list of
+/// `policy = jsonencode({...})` on the block at `holder`.
 fn extend_jsonencode(
     module: &Module,
     holder: BlockRef,
+    sids: &[&str],
     partition: &str,
     identity: &str,
 ) -> Option<Edit> {
@@ -505,7 +524,7 @@ fn extend_jsonencode(
     let last_span = last.span()?;
     let array_span = array.span()?;
     let indent = line_indent(text, last_span.start);
-    let rendered: Vec<String> = jsonencode_statements(&CLOUDTRAIL_SIDS, partition, identity)
+    let rendered: Vec<String> = jsonencode_statements(sids, partition, identity)
         .iter()
         .map(|statement| indent_lines(statement, &indent, newline))
         .collect();
@@ -539,10 +558,11 @@ fn extend_jsonencode(
     }
 }
 
-/// Adds the CloudTrail `statement` blocks at the end of a policy document.
+/// Adds the CloudTrail `statement` blocks with these Sids at the end of a policy document.
 fn extend_document(
     module: &Module,
     document: BlockRef,
+    sids: &[&str],
     partition: &str,
     identity: &str,
 ) -> Option<Edit> {
@@ -558,7 +578,7 @@ fn extend_document(
     }
     let indent = format!("{}  ", line_indent(text, span.start));
     let mut new = String::new();
-    for statement in document_statements(partition, identity) {
+    for statement in document_statements(sids, partition, identity) {
         new.push_str(newline);
         new.push_str(&indent_lines(&statement, &indent, newline));
         new.push_str(newline);

@@ -13,6 +13,26 @@ pub const CLOUDTRAIL_SIDS: [&str; 2] = [
     "AllowCloudTrailToDescribeKey",
 ];
 
+/// The Sids of the statements that grant CloudTrail the `missing` actions
+/// (`kms:GenerateDataKey*`, `kms:DescribeKey`), in template order; both when none is named.
+pub fn cloudtrail_sids_for(missing: &[&str]) -> Vec<&'static str> {
+    let sids: Vec<&'static str> = CLOUDTRAIL_SIDS
+        .into_iter()
+        .filter(|sid| {
+            missing.iter().any(|action| match *action {
+                "kms:GenerateDataKey*" => *sid == CLOUDTRAIL_SIDS[0],
+                "kms:DescribeKey" => *sid == CLOUDTRAIL_SIDS[1],
+                _ => false,
+            })
+        })
+        .collect();
+    if sids.is_empty() {
+        CLOUDTRAIL_SIDS.to_vec()
+    } else {
+        sids
+    }
+}
+
 /// Sid of the statement that lets the account administer a key.
 pub const ADMIN_SID: &str = "EnableAccountAdministration";
 
@@ -84,13 +104,22 @@ pub fn jsonencode_statements(
         .collect()
 }
 
-/// The policy-document `statement` blocks that let CloudTrail use a key (no indentation of
-/// their own).
-pub fn document_statements(partition_label: &str, identity_label: &str) -> Vec<String> {
+/// The policy-document `statement` blocks with these Sids (no indentation of their own).
+pub fn document_statements(
+    sids: &[&str],
+    partition_label: &str,
+    identity_label: &str,
+) -> Vec<String> {
     let text = after_marker(DOCUMENT_TEMPLATE)
         .replace("PARTITION_LABEL", partition_label)
         .replace("IDENTITY_LABEL", identity_label);
     chunks(&text, "  statement {", "  }", 2)
+        .into_iter()
+        .filter(|chunk| {
+            sids.iter()
+                .any(|sid| chunk.contains(&format!("sid       = \"{sid}\"")))
+        })
+        .collect()
 }
 
 /// The runs of lines from a line equal to `open` to the next line equal to `close`, with
@@ -252,8 +281,15 @@ mod tests {
             "me",
         );
         assert_eq!(with_admin.len(), 3);
-        let blocks = document_statements("p", "me");
+        let blocks = document_statements(&CLOUDTRAIL_SIDS, "p", "me");
         assert_eq!(blocks.len(), 2);
+        let describe = document_statements(&cloudtrail_sids_for(&["kms:DescribeKey"]), "p", "me");
+        assert_eq!(describe.len(), 1);
+        assert!(describe[0].contains("\"AllowCloudTrailToDescribeKey\""));
+        assert_eq!(
+            jsonencode_statements(&cloudtrail_sids_for(&["kms:GenerateDataKey*"]), "p", "me").len(),
+            1
+        );
         assert!(
             blocks[0].starts_with("statement {\n  sid       = \"AllowCloudTrailToEncryptLogs\"")
         );
