@@ -189,6 +189,15 @@ fn holds_a_trail(module: &ModuleDir) -> bool {
     })
 }
 
+/// Whether a remedy's fix is safe (for the planning order only; the planner decides).
+fn is_safe_remedy(remedy: &analyze::Remedy) -> bool {
+    use analyze::Remedy;
+    matches!(
+        remedy,
+        Remedy::GenerateKey | Remedy::WireKey { .. } | Remedy::UseArn { extend: None, .. }
+    )
+}
+
 /// Analyzes and plans fixes for one module.
 pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
     let module = Module::load(dir);
@@ -223,9 +232,18 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
     let mut selected: Vec<&Fix> = Vec::new();
     let mut planned: Vec<Option<Fix>> = Vec::new();
     let mut fixed_addresses = BTreeSet::new();
-    for (trail, verdict) in trails.iter().zip(verdicts) {
+    // Plan the fixes that are safe first: data sources a fix adds are shared with later
+    // fixes of at most the same safety, so a safe fix planned after an unsafe one would add
+    // its own copies (`current_2`).
+    let mut order: Vec<usize> = (0..trails.len()).collect();
+    order.sort_by_key(|&i| !is_safe_remedy(&verdicts[i].remedy));
+    let mut plans: Vec<Option<Result<Fix, FileError>>> = (0..trails.len()).map(|_| None).collect();
+    for i in order {
+        plans[i] = planner.plan(&trails[i], &verdicts[i].remedy);
+    }
+    for ((trail, verdict), plan) in trails.iter().zip(verdicts).zip(plans) {
         let file = &module.files[trail.at.file];
-        let fix = match planner.plan(trail, &verdict.remedy) {
+        let fix = match plan {
             None => None,
             Some(Err(error)) => {
                 report.errors.push(error);
