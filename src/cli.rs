@@ -250,24 +250,30 @@ pub fn run(
                 if skipped == 1 { "" } else { "s" }
             )?;
         }
-        let status = record(args, &mut report, prepared, err)?;
+        let (status, body) = record(args, &mut report, prepared, err)?;
         // The errors found while checking were shown with the findings; only new ones now.
         for error in report.errors.iter().filter(|e| !shown_errors.contains(e)) {
             write_error(error, err)?;
         }
         write_text(&report, after, out, &mut io::sink())?;
-        if let Some(path) = &args.pr_body {
-            writeln!(out, "Pull-request body written to {}.", display_path(path))?;
-        }
+        say_body_written(args, body, out)?;
         return Ok(status.max(ExitStatus::of(&report)));
     }
     apply(&mut report, |_| true);
-    let status = record(args, &mut report, prepared, err)?;
+    let (status, body) = record(args, &mut report, prepared, err)?;
     write_report(args, &report, text_options, out, err)?;
-    if let (Some(path), Format::Text, false) = (&args.pr_body, args.format, args.quiet) {
-        writeln!(out, "Pull-request body written to {}.", display_path(path))?;
-    }
+    say_body_written(args, body, out)?;
     Ok(status.max(ExitStatus::of(&report)))
+}
+
+/// Tells where the pull-request body went (text output, not quiet).
+fn say_body_written(args: &Args, body: Option<&Path>, out: &mut dyn Write) -> io::Result<()> {
+    match (body, args.format, args.quiet) {
+        (Some(path), Format::Text, false) => {
+            writeln!(out, "Pull-request body written to {}.", display_path(path))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_report(
@@ -357,12 +363,13 @@ fn ask_each_module(
 
 /// Commits, pushes and writes the pull-request body, as asked, once the files are written.
 /// A failure is printed and makes the status an error; the written files stay written.
-fn record(
-    args: &Args,
+/// Returns the status and where the body was written.
+fn record<'a>(
+    args: &'a Args,
     report: &mut crate::Report,
     prepared: Option<vcs::PreparedCommit>,
     err: &mut dyn Write,
-) -> io::Result<ExitStatus> {
+) -> io::Result<(ExitStatus, Option<&'a Path>)> {
     let mut status = ExitStatus::Clean;
     let written: Vec<&Path> = report
         .changes
@@ -411,16 +418,20 @@ fn record(
             }
         }
     }
+    let mut body_written = None;
     if let Some(path) = &args.pr_body {
         let body = pull_request::body(report, report.committed.as_ref());
-        if let Err(error) = std::fs::write(path, body) {
-            writeln!(
-                err,
-                "ctfix: error: cannot write the pull-request body to {}: {error}",
-                display_path(path)
-            )?;
-            status = ExitStatus::Error;
+        match std::fs::write(path, body) {
+            Ok(()) => body_written = Some(path.as_path()),
+            Err(error) => {
+                writeln!(
+                    err,
+                    "ctfix: error: cannot write the pull-request body to {}: {error}",
+                    display_path(path)
+                )?;
+                status = ExitStatus::Error;
+            }
         }
     }
-    Ok(status)
+    Ok((status, body_written))
 }
