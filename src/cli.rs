@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::{Applicability, FileChange};
+use crate::model::{Applicability, FileChange, FileError};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
 use crate::{apply, check, pull_request, vcs, ExitStatus, Settings};
@@ -206,32 +206,79 @@ pub fn run(
         return Ok(ExitStatus::of(&report));
     }
 
-    // Everything that can refuse is checked before the first write.
-    let refuse = |err: &mut dyn Write, message: &dyn std::fmt::Display| -> io::Result<ExitStatus> {
-        writeln!(err, "ctfix: error: {message}; nothing was written.")?;
-        Ok(ExitStatus::Error)
-    };
+    // Everything that can refuse is checked before the first write. A refusal is an error of
+    // the report (so JSON and SARIF carry it too); the findings and diffs are still shown.
+    let mut refusals = Vec::new();
+    let anchor = args
+        .paths
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."));
     let interactive = !args.yes;
     if interactive && (args.format != Format::Text || !prompter.is_interactive()) {
-        return Ok(refuse(
-            err,
-            &"--apply without --yes needs a terminal to ask on. Review the diff (run without --apply), then run with --apply --yes",
-        )?);
+        refusals.push(FileError::new(
+            &anchor,
+            "--apply without --yes needs a terminal to ask on; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
+        ));
+    }
+    if let Some(path) = &args.pr_body {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            refusals.push(FileError::new(
+                path,
+                "cannot write the pull-request body here: the directory does not exist; nothing was written",
+            ));
+        }
     }
     let to_write: Vec<&Path> = report.changes.iter().map(|c| c.path.as_path()).collect();
     let committing = args.commit || args.branch.is_some();
+    let push = args
+        .push
+        .then(|| args.remote.as_deref().unwrap_or("origin"));
     let prepared = match committing {
-        true => match vcs::prepare_commit(&to_write, args.branch.as_deref()) {
+        true => match vcs::prepare_commit(&to_write, args.branch.as_deref(), push) {
             Ok(prepared) => Some(prepared),
-            Err(error) => return Ok(refuse(err, &error)?),
+            Err(error) => {
+                refusals.push(FileError::new(
+                    &anchor,
+                    format!("{error}; nothing was written"),
+                ));
+                None
+            }
         },
         false if args.allow_dirty => None,
         false => match vcs::uncommitted(&to_write) {
-            Ok(dirty) if dirty.is_empty() => None,
-            Ok(files) => return Ok(refuse(err, &vcs::VcsError::Dirty { files })?),
-            Err(error) => return Ok(refuse(err, &error)?),
+            Ok(dirty) => {
+                refusals.extend(dirty.into_iter().map(|path| {
+                    FileError::new(
+                        path,
+                        "has uncommitted changes, and ctfix would mix its edits into them: commit or stash them first, or pass --allow-dirty to write anyway; nothing was written",
+                    )
+                }));
+                None
+            }
+            Err(error) => {
+                refusals.push(FileError::new(
+                    &anchor,
+                    format!("{error}; nothing was written"),
+                ));
+                None
+            }
         },
     };
+    if !refusals.is_empty() {
+        report.errors.extend(refusals);
+        report.sort();
+        let options = TextOptions {
+            applied: false,
+            ..text_options
+        };
+        write_report(args, &report, options, out, err)?;
+        return Ok(ExitStatus::Error);
+    }
 
     if interactive {
         let accepted = ask_each_module(&report, text_options, prompter, out, err)?;
@@ -250,20 +297,20 @@ pub fn run(
                 if skipped == 1 { "" } else { "s" }
             )?;
         }
-        let (status, body) = record(args, &mut report, prepared, err)?;
+        let body = record(args, &mut report, prepared, &anchor);
         // The errors found while checking were shown with the findings; only new ones now.
         for error in report.errors.iter().filter(|e| !shown_errors.contains(e)) {
             write_error(error, err)?;
         }
         write_text(&report, after, out, &mut io::sink())?;
         say_body_written(args, body, out)?;
-        return Ok(status.max(ExitStatus::of(&report)));
+        return Ok(ExitStatus::of(&report));
     }
     apply(&mut report, |_| true);
-    let (status, body) = record(args, &mut report, prepared, err)?;
+    let body = record(args, &mut report, prepared, &anchor);
     write_report(args, &report, text_options, out, err)?;
     say_body_written(args, body, out)?;
-    Ok(status.max(ExitStatus::of(&report)))
+    Ok(ExitStatus::of(&report))
 }
 
 /// Tells where the pull-request body went (text output, not quiet).
@@ -362,76 +409,66 @@ fn ask_each_module(
 }
 
 /// Commits, pushes and writes the pull-request body, as asked, once the files are written.
-/// A failure is printed and makes the status an error; the written files stay written.
-/// Returns the status and where the body was written.
+/// A failure becomes an error of the report (about `anchor`, the path the user gave); the
+/// written files stay written. Returns where the body was written: only when a file was.
 fn record<'a>(
     args: &'a Args,
     report: &mut crate::Report,
     prepared: Option<vcs::PreparedCommit>,
-    err: &mut dyn Write,
-) -> io::Result<(ExitStatus, Option<&'a Path>)> {
-    let mut status = ExitStatus::Clean;
+    anchor: &Path,
+) -> Option<&'a Path> {
     let written: Vec<&Path> = report
         .changes
         .iter()
         .filter(|c| c.written)
         .map(|c| c.path.as_path())
         .collect();
+    if written.is_empty() {
+        // Every change declined or failed: nothing to commit or describe.
+        return None;
+    }
     let failed = report
         .changes
         .iter()
         .filter(|c| !c.written && report.errors.iter().any(|e| e.path == c.path))
         .count();
+    let mut errors = Vec::new();
     if let Some(prepared) = prepared {
-        if written.is_empty() {
-            // Nothing written (every change declined): nothing to commit, and no error.
-        } else if failed > 0 {
-            writeln!(
-                err,
-                "ctfix: error: {failed} file{} could not be written, so nothing was committed; the written files stay as they are.",
+        if failed > 0 {
+            errors.push(format!(
+                "{failed} file{} could not be written, so nothing was committed; the written files stay as they are",
                 if failed == 1 { "" } else { "s" }
-            )?;
-            status = ExitStatus::Error;
+            ));
         } else {
             let message = pull_request::commit_message(report, Some(prepared.root()));
             match vcs::commit(&prepared, &written, &message) {
                 Ok(mut committed) => {
-                    if args.push {
-                        let remote = args.remote.as_deref().unwrap_or("origin");
-                        if let Err(error) = vcs::push(&mut committed, remote) {
-                            writeln!(
-                                err,
-                                "ctfix: error: the commit was made but not pushed: {error}"
-                            )?;
-                            status = ExitStatus::Error;
-                        }
+                    if let Err(error) = vcs::push(&prepared, &mut committed) {
+                        errors.push(format!("the commit was made but not pushed: {error}"));
                     }
                     report.committed = Some(committed);
                 }
                 Err(error) => {
-                    writeln!(
-                        err,
-                        "ctfix: error: the fixes were written but not committed: {error}"
-                    )?;
-                    status = ExitStatus::Error;
+                    errors.push(format!("the fixes were written but not committed: {error}"));
                 }
             }
         }
     }
-    let mut body_written = None;
-    if let Some(path) = &args.pr_body {
-        let body = pull_request::body(report, report.committed.as_ref());
-        match std::fs::write(path, body) {
-            Ok(()) => body_written = Some(path.as_path()),
-            Err(error) => {
-                writeln!(
-                    err,
-                    "ctfix: error: cannot write the pull-request body to {}: {error}",
-                    display_path(path)
-                )?;
-                status = ExitStatus::Error;
-            }
+    report.errors.extend(
+        errors
+            .into_iter()
+            .map(|message| FileError::new(anchor, message)),
+    );
+    let path = args.pr_body.as_deref()?;
+    let body = pull_request::body(report, report.committed.as_ref());
+    match std::fs::write(path, body) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            report.errors.push(FileError::new(
+                path,
+                format!("cannot write the pull-request body: {error}"),
+            ));
+            None
         }
     }
-    Ok((status, body_written))
 }

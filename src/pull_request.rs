@@ -133,6 +133,22 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
         }
     }
 
+    if !report.errors.is_empty() {
+        let _ = writeln!(body, "\n## Errors\n");
+        let _ = writeln!(
+            body,
+            "ctfix could not process these; the files named are untouched and may hold trails it did not check:\n"
+        );
+        for error in &report.errors {
+            let mut place = shown_path(&error.path, root);
+            if let (Some(line), Some(column)) = (error.line, error.column) {
+                place.push_str(&format!(":{line}:{column}"));
+            }
+            let first_line = error.message.lines().next().unwrap_or_default();
+            let _ = writeln!(body, "- `{place}`: {first_line}");
+        }
+    }
+
     let _ = writeln!(body, "\n## Why\n");
     let _ = writeln!(
         body,
@@ -240,6 +256,17 @@ mod tests {
             "pipes escaped: {body}"
         );
         assert!(body.contains("## The new keys"));
+        assert!(!body.contains("## Errors"));
+        let mut broken = report.clone();
+        broken.errors.push(crate::model::FileError::at(
+            "live/x.tf",
+            3,
+            7,
+            "cannot parse HCL: oops\n --> detail",
+        ));
+        let body = super::body(&broken, None);
+        assert!(body.contains("## Errors"));
+        assert!(body.contains("- `live/x.tf:3:7`: cannot parse HCL: oops\n"));
         for id in ["CKV_AWS_35", "AWS-0015", "CloudTrail.2"] {
             assert!(body.contains(id), "{id}");
         }

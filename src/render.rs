@@ -14,10 +14,12 @@ pub fn render_diff(path: &Path, before: &[u8], after: &[u8]) -> String {
     let before = String::from_utf8_lossy(before);
     let after = String::from_utf8_lossy(after);
     let name = display_path(path);
+    // As git does: a tab ends a name holding a space, so that `patch` reads all of it.
+    let end = if name.contains(' ') { "\t" } else { "" };
     TextDiff::from_lines(before.as_ref(), after.as_ref())
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .header(&format!("a/{name}{end}"), &format!("b/{name}{end}"))
         .to_string()
 }
 
@@ -36,6 +38,12 @@ mod tests {
         let diff = render_diff(Path::new("./m/main.tf"), b"a\nb\n", b"a\nc\nb\n");
         assert!(diff.starts_with("--- a/m/main.tf\n+++ b/m/main.tf\n@@ -1,2 +1,3 @@\n"));
         assert!(diff.contains("\n+c\n"));
+    }
+
+    #[test]
+    fn names_with_spaces_end_with_a_tab() {
+        let diff = render_diff(Path::new("my mod/main.tf"), b"a\n", b"b\n");
+        assert!(diff.starts_with("--- a/my mod/main.tf\t\n+++ b/my mod/main.tf\t\n"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 use similar::{DiffOp, TextDiff};
 
@@ -134,12 +135,18 @@ fn artifact_change(change: &FileChange) -> Value {
         .filter(|op| !matches!(op, DiffOp::Equal { .. }))
         .map(|op| {
             let (old, new) = (op.old_range(), op.new_range());
+            let inserted = &after[new_at[new.start]..new_at[new.end]];
             json!({
                 "deletedRegion": {
                     "byteOffset": old_at[old.start],
                     "byteLength": old_at[old.end] - old_at[old.start],
                 },
-                "insertedContent": { "text": &after[new_at[new.start]..new_at[new.end]] },
+                // A byte region's replacement must come as `binary` (SARIF §3.57.3); `text`
+                // is there for people and for tools that only read text.
+                "insertedContent": {
+                    "text": inserted,
+                    "binary": base64::engine::general_purpose::STANDARD.encode(inserted),
+                },
             })
         })
         .collect();
@@ -186,5 +193,12 @@ mod tests {
         let sarif = artifact_change(&change);
         assert_eq!(sarif["artifactLocation"]["uri"], "m/main.tf");
         assert_eq!(apply(before.as_bytes(), &sarif), after.as_bytes());
+        for replacement in sarif["replacements"].as_array().unwrap() {
+            let content = &replacement["insertedContent"];
+            let binary = base64::engine::general_purpose::STANDARD
+                .decode(content["binary"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(binary, content["text"].as_str().unwrap().as_bytes());
+        }
     }
 }

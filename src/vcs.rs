@@ -149,6 +149,7 @@ pub struct PreparedCommit {
     root: PathBuf,
     branch: Option<String>,
     files: Vec<(PathBuf, String)>,
+    push: Option<PushTarget>,
 }
 
 impl PreparedCommit {
@@ -162,7 +163,15 @@ impl PreparedCommit {
 /// repository, no uncommitted work in them, a free and valid name for the new `branch` (if
 /// any; `None` commits on the current branch), an author. Call it before writing, so a
 /// refusal leaves every file untouched.
-pub fn prepare_commit(paths: &[&Path], branch: Option<&str>) -> Result<PreparedCommit, VcsError> {
+///
+/// With `push` (a remote's name), the remote must exist and the commit must land on a branch;
+/// a remote URL that is a relative path is taken relative to the working directory's top,
+/// as git does.
+pub fn prepare_commit(
+    paths: &[&Path],
+    branch: Option<&str>,
+    push: Option<&str>,
+) -> Result<PreparedCommit, VcsError> {
     let mut roots = BTreeSet::new();
     let mut files = Vec::new();
     let mut dirty = Vec::new();
@@ -173,8 +182,25 @@ pub fn prepare_commit(paths: &[&Path], branch: Option<&str>) -> Result<PreparedC
                 path: path.to_path_buf(),
             });
         };
-        if !is_clean(&repo, &tracked.relative)? {
+        let status = repo
+            .status_file(Path::new(&tracked.relative))
+            .doing(format!("reading the status of {}", tracked.relative))?;
+        if status.contains(GitStatus::IGNORED) {
+            return Err(VcsError::Refused(format!(
+                "cannot commit: {} is ignored by git (.gitignore), and ctfix does not add ignored files to a commit",
+                crate::render::display_path(path)
+            )));
+        }
+        if !status.is_empty() {
             dirty.push(path.to_path_buf());
+        }
+        if let Some(filter) = configured_filter(&repo, &tracked.relative)? {
+            // libgit2 runs only its built-in filters (line endings, ident): a commit made
+            // without this one would hold what the filter keeps out (git-crypt: plain text).
+            return Err(VcsError::Refused(format!(
+                "cannot commit: {} goes through the git filter \"{filter}\" (.gitattributes), which ctfix cannot run; run without --commit/--branch and commit with git",
+                crate::render::display_path(path)
+            )));
         }
         roots.insert(tracked.root.clone());
         files.push((path.to_path_buf(), tracked.relative));
@@ -209,12 +235,86 @@ pub fn prepare_commit(paths: &[&Path], branch: Option<&str>) -> Result<PreparedC
             )));
         }
     }
+    let push = match push {
+        None => None,
+        Some(remote) => Some(push_target(&repo, &root, branch, remote)?),
+    };
     signature(&repo)?;
     Ok(PreparedCommit {
         root,
         branch: branch.map(str::to_owned),
         files,
+        push,
     })
+}
+
+/// The filter driver `.gitattributes` assigns to a file, when git's configuration defines it
+/// (an undefined driver is ignored by git too).
+fn configured_filter(repo: &Repository, relative: &str) -> Result<Option<String>, VcsError> {
+    let value = repo
+        .get_attr(
+            Path::new(relative),
+            "filter",
+            git2::AttrCheckFlags::default(),
+        )
+        .doing(format!("reading the attributes of {relative}"))?;
+    let git2::AttrValue::String(name) = git2::AttrValue::from_string(value) else {
+        return Ok(None);
+    };
+    let config = repo.config().doing("reading git's configuration")?;
+    let defined = ["clean", "process"]
+        .iter()
+        .any(|kind| config.get_string(&format!("filter.{name}.{kind}")).is_ok());
+    Ok(defined.then(|| name.to_owned()))
+}
+
+/// Where `--push` sends the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PushTarget {
+    /// The remote's name.
+    remote: String,
+    /// Its push URL made absolute, when it was a relative path.
+    absolute_url: Option<String>,
+}
+
+/// Checks `remote` can be pushed to and resolves a relative path URL against `root`.
+fn push_target(
+    repo: &Repository,
+    root: &Path,
+    branch: Option<&str>,
+    remote: &str,
+) -> Result<PushTarget, VcsError> {
+    if branch.is_none() && repo.head_detached().unwrap_or(false) {
+        return Err(VcsError::Refused(
+            "cannot push a commit on a detached HEAD; use --branch NAME".to_owned(),
+        ));
+    }
+    let found = repo.find_remote(remote).map_err(|_| {
+        VcsError::Refused(format!(
+            "cannot push: the repository has no remote named {remote} (git remote -v; --remote NAME)"
+        ))
+    })?;
+    let url = found.pushurl().or(found.url()).unwrap_or_default();
+    let absolute_url =
+        is_relative_path_url(url).then(|| root.join(url).to_string_lossy().into_owned());
+    Ok(PushTarget {
+        remote: remote.to_owned(),
+        absolute_url,
+    })
+}
+
+/// Whether a remote URL is a relative file path (`../infra.git`), which libgit2 would take
+/// relative to the process's directory and git takes relative to the working tree's top.
+fn is_relative_path_url(url: &str) -> bool {
+    if url.is_empty() || url.contains("://") || Path::new(url).is_absolute() {
+        return false;
+    }
+    // scp-like `host:path` / `user@host:path`: a colon before any slash.
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) => colon > slash,
+        (Some(_), None) => false,
+        _ => true,
+    }
 }
 
 /// The author and committer: `GIT_AUTHOR_NAME` / `GIT_AUTHOR_EMAIL` when set (as git reads
@@ -325,21 +425,28 @@ pub fn commit(
     })
 }
 
-/// Pushes the committed branch to `remote` and records it as the branch's upstream.
+/// Pushes the committed branch to the remote [`prepare_commit`] checked, when it was asked
+/// to, and records it as the branch's upstream.
 ///
 /// Credentials, in the order libgit2 offers the methods: a user name and password in the
 /// remote's URL, git's credential helpers, the SSH agent, then the platform default. A
 /// rejected push (the branch exists on the remote with other commits) is an error.
-pub fn push(committed: &mut Committed, remote: &str) -> Result<(), VcsError> {
+pub fn push(prepared: &PreparedCommit, committed: &mut Committed) -> Result<(), VcsError> {
+    let Some(target) = &prepared.push else {
+        return Ok(());
+    };
+    let remote = target.remote.as_str();
     if committed.branch == "HEAD" {
         return Err(VcsError::Refused(
             "cannot push a detached HEAD; use --branch".to_owned(),
         ));
     }
     let repo = Repository::open(&committed.repository).doing("opening the repository")?;
-    let mut found = repo
-        .find_remote(remote)
-        .doing(format!("finding remote {remote}"))?;
+    let mut found = match &target.absolute_url {
+        Some(url) => repo.remote_anonymous(url),
+        None => repo.find_remote(remote),
+    }
+    .doing(format!("finding remote {remote}"))?;
     let config = repo.config().doing("reading git's configuration")?;
     let branch = committed.branch.clone();
     let rejection = std::cell::RefCell::new(None);
@@ -425,6 +532,19 @@ fn url_credentials(url: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::url_credentials;
+
+    #[test]
+    fn relative_path_urls() {
+        use super::is_relative_path_url as relative;
+        assert!(relative("../infra.git"));
+        assert!(relative("infra.git"));
+        assert!(relative("./a/b"));
+        assert!(!relative("/srv/infra.git"));
+        assert!(!relative("https://github.com/o/r.git"));
+        assert!(!relative("file:///srv/r.git"));
+        assert!(!relative("git@github.com:o/r.git"));
+        assert!(!relative("host:r.git"));
+    }
 
     #[test]
     fn reads_a_token_from_the_url() {

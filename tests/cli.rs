@@ -436,6 +436,28 @@ fn interactive_apply_asks_module_by_module() {
 }
 
 #[test]
+fn interactive_quit_writes_no_pull_request_body() {
+    use clap::Parser;
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let body = tmp.path().join("pr.md");
+    let args = ctfix::cli::Args::parse_from([
+        "ctfix",
+        "--apply",
+        "--pr-body",
+        body.to_str().unwrap(),
+        root.to_str().unwrap(),
+    ]);
+    let mut prompter = Scripted {
+        answers: vec![Choice::Quit],
+        asked: Vec::new(),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    ctfix::cli::run(&args, &mut out, &mut err, &mut prompter).unwrap();
+    assert!(!body.exists(), "nothing written, nothing to describe");
+}
+
+#[test]
 fn interactive_all_writes_the_rest_without_asking() {
     let tmp = demo();
     let root = tmp.path().join("demo");
@@ -565,6 +587,47 @@ fn sarif_results_carry_fixes_that_rebuild_what_apply_writes() {
             std::fs::read(tmp.path().join(&uri)).unwrap(),
             bytes,
             "{uri}"
+        );
+    }
+}
+
+#[test]
+fn diffs_of_paths_with_spaces_apply_with_patch_and_git() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_trail_module(&tmp.path().join("my module"), "spaced");
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .arg("my module")
+        .output()
+        .unwrap();
+    let diff = String::from_utf8(output.stdout).unwrap();
+    let patch: String = diff
+        .lines()
+        .skip_while(|l| !l.starts_with("--- "))
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(patch.starts_with("--- a/my module/main.tf\t\n"), "{patch}");
+    let patch_file = tmp.path().join("fix.patch");
+    std::fs::write(&patch_file, &patch).unwrap();
+    for (tool, args) in [
+        ("git", vec!["apply", "--check"]),
+        ("patch", vec!["-p1", "--dry-run", "-i"]),
+    ] {
+        let Ok(output) = Command::new(tool)
+            .current_dir(tmp.path())
+            .args(&args)
+            .arg(&patch_file)
+            .output()
+        else {
+            eprintln!("SKIPPED {tool}: not installed");
+            continue;
+        };
+        assert!(
+            output.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 }

@@ -396,3 +396,100 @@ fn line_ending_filters_apply_as_git_add_would() {
     assert_eq!(removed, 1, "{stat}");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn a_filter_driver_ctfix_cannot_run_is_refused_before_writing() {
+    // libgit2 runs no filter drivers: committing without this one would store what the
+    // filter keeps out of the repository (git-crypt: the plain text).
+    let repo = Repo::new();
+    repo.git(&["config", "filter.tag.clean", "sed s/LOCALONLY/committed/"]);
+    repo.git(&["config", "filter.tag.smudge", "cat"]);
+    std::fs::write(repo.root.join(".gitattributes"), "*.tf filter=tag\n").unwrap();
+    repo.git(&["add", ".gitattributes"]);
+    repo.git(&["commit", "-q", "-m", "filter"]);
+    let before = snapshot(&repo.root);
+    let output = repo.ctfix(&["--apply", "--yes", "--branch", "fix", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("git filter \"tag\""), "{stderr}");
+    assert_eq!(snapshot(&repo.root), before);
+    assert_eq!(repo.git(&["branch", "--list", "fix"]), "");
+}
+
+#[test]
+fn an_ignored_file_is_never_added_to_a_commit() {
+    let repo = Repo::new();
+    std::fs::write(repo.root.join(".gitignore"), "live/staging/\n").unwrap();
+    repo.git(&["rm", "-q", "--cached", "-r", "live/staging"]);
+    repo.git(&["add", ".gitignore"]);
+    repo.git(&["commit", "-q", "-m", "ignore staging"]);
+    let before = snapshot(&repo.root);
+    let output = repo.ctfix(&["--apply", "--yes", "--commit", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("is ignored by git"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(snapshot(&repo.root), before);
+    // Without a commit, an ignored file is not guarded: git does not look after it.
+    let output = repo.ctfix(&["--apply", "--yes", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+}
+
+#[test]
+fn push_problems_known_in_advance_are_refused_before_writing_and_reported_in_json() {
+    let repo = Repo::new();
+    let before = snapshot(&repo.root);
+    let output = repo.ctfix(&[
+        "--apply", "--yes", "--branch", "fix", "--push", "--format", "json", ".",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message = json["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no remote named origin"), "{message}");
+    assert!(message.contains("nothing was written"), "{message}");
+    assert_eq!(json["summary"]["files_written"], 0);
+    assert_eq!(
+        json["summary"]["fixes_selected"], 3,
+        "the findings are still reported"
+    );
+    assert_eq!(snapshot(&repo.root), before);
+
+    repo.git(&["checkout", "-q", "--detach"]);
+    let output = repo.ctfix(&["--apply", "--yes", "--commit", "--push", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("detached HEAD"));
+    assert_eq!(snapshot(&repo.root), before);
+
+    let output = repo.ctfix(&["--apply", "--yes", "--pr-body", "no/such/dir/pr.md", "."]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("pull-request body"));
+    assert_eq!(snapshot(&repo.root), before);
+}
+
+#[test]
+fn a_relative_remote_path_is_taken_from_the_top_of_the_working_tree() {
+    // `git remote add origin ../remote.git` means relative to the repository, wherever
+    // ctfix runs from.
+    let repo = Repo::new();
+    let remote = repo.root.parent().unwrap().join("remote.git");
+    git(
+        repo.root.parent().unwrap(),
+        &repo.home,
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    repo.git(&["remote", "add", "origin", "../remote.git"]);
+    let output = ctfix()
+        .current_dir(repo.root.join("modules"))
+        .env("HOME", &repo.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["--apply", "--yes", "--branch", "fix", "--push", "../live"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        git_text(&remote, &repo.home, &["rev-parse", "refs/heads/fix"]),
+        repo.git(&["rev-parse", "HEAD"])
+    );
+}
