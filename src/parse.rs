@@ -2,11 +2,16 @@
 //! be spliced into the original text.
 
 use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hcl_edit::expr::{Expression, Object, ObjectKey};
 use hcl_edit::structure::Body;
+use hcl_edit::visit::Visit;
+use hcl_edit::Span;
 
 use crate::model::FileError;
 
@@ -127,7 +132,12 @@ pub fn parse_deadline(len: usize) -> Duration {
 /// Unless the text is trivially shallow, the parser runs on a helper thread with a
 /// [`PARSE_STACK_SIZE`] stack (one per calling thread, kept for later parses), so that deeply
 /// nested input is rejected with an error instead of overflowing the caller's stack, and
-/// input that makes the parser run away is given up after [`parse_deadline`].
+/// input that makes the parser run away is given up after [`parse_deadline`] (for all attempts
+/// together).
+///
+/// A key repeated in an object constructor (`{ a = 1, a = 2 }`) is valid Terraform (the last
+/// one wins) but a syntax error for hcl-edit; such files are parsed as described at
+/// [`parse_allowing_duplicate_keys`]. `source.text` itself is never changed.
 pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
     if source.text.len() > MAX_PARSE_SIZE {
         return Err(FileError::new(
@@ -139,10 +149,17 @@ pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
             ),
         ));
     }
-    match parse_on_large_stack(&source.text) {
+    let deadline = parse_deadline(source.text.len());
+    match parse_allowing_duplicate_keys(&source.text, Instant::now() + deadline) {
         Ok(body) => Ok(body),
         Err(Failure::Syntax(error)) => {
             let location = error.location();
+            // The error may come from a copy with renamed keys: show the original line.
+            let line = source
+                .text
+                .split('\n')
+                .nth(location.line().saturating_sub(1))
+                .unwrap_or_default();
             Err(FileError::at(
                 &source.path,
                 location.line(),
@@ -150,11 +167,11 @@ pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
                 format!(
                     "cannot parse HCL: {}; ctfix leaves this file untouched\n{}",
                     error.message(),
-                    render_parse_error(&error)
+                    render_snippet(line, location, error.message())
                 ),
             ))
         }
-        Err(Failure::TooSlow(deadline)) => Err(FileError::new(
+        Err(Failure::TooSlow) => Err(FileError::new(
             &source.path,
             format!(
                 "cannot parse HCL: the parser gave no answer within {} s, which happens on some malformed input (such as unclosed `{{` mixed with operators); ctfix leaves this file untouched (check its syntax with `terraform fmt -check`)",
@@ -164,12 +181,310 @@ pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
     }
 }
 
+/// The end of hcl-edit's message for a key repeated in an object constructor; the error is
+/// located at the start of the repeated (later) key.
+const DUPLICATE_KEY_MESSAGE: &str = "found redefined object key";
+
+/// How many repeated object keys one file may have before [`parse_allowing_duplicate_keys`]
+/// gives up (each costs a parse of the whole text).
+const MAX_RENAMED_KEYS: usize = 64;
+
+/// Whether `error` is hcl-edit's complaint about a key repeated in an object constructor.
+fn is_duplicate_key(error: &hcl_edit::parser::Error) -> bool {
+    error.message().contains(DUPLICATE_KEY_MESSAGE)
+}
+
+/// Parses `text`, accepting keys repeated in object constructors as Terraform does.
+///
+/// hcl-edit rejects `{ a = 1, a = 2 }`; Terraform keeps the last value. When that is the only
+/// obstacle, the text is parsed from a copy in which every occurrence of a repeated key except
+/// the last is replaced by a fresh key of the same byte length (an identifier, or a quoted
+/// string for a quoted key), so that every span of the tree is still an offset into `text`,
+/// where ctfix splices its edits. The tree thus holds the value Terraform uses under the real
+/// key (last wins), plus the earlier values under keys that occur nowhere in `text`.
+///
+/// hcl-edit reports only the later occurrence, so this takes two rounds: rename each reported
+/// key until the copy parses, then find each renamed key's earlier namesakes in its object in
+/// that tree and parse a fresh copy of `text` in which those are renamed instead. Should that
+/// second copy not parse (it always does, barring a fresh key that collides with an escaped
+/// string key), the first tree is used: there the first occurrence wins.
+///
+/// A repeated key that is neither an identifier nor a plain quoted string (`(var.k)`,
+/// `"${k}"`), more than [`MAX_RENAMED_KEYS`] of them, or any other syntax error is reported as
+/// the parser's error.
+fn parse_allowing_duplicate_keys(text: &str, until: Instant) -> Result<Body, Failure> {
+    let mut error = match parse_on_large_stack(text, until) {
+        Err(Failure::Syntax(error)) if is_duplicate_key(&error) => error,
+        other => return other,
+    };
+    // Round 1: rename the later occurrences, as reported, until the copy parses.
+    let mut fresh = FreshKeys::new(text);
+    let mut copy = text.to_owned();
+    let mut renamed = Vec::new();
+    let first_tree = loop {
+        let Some(key) = (renamed.len() < MAX_RENAMED_KEYS)
+            .then(|| RepeatedKey::at(text, error.location().offset()))
+            .flatten()
+        else {
+            return Err(Failure::Syntax(error));
+        };
+        let Some(name) = fresh.replacement(&key) else {
+            return Err(Failure::Syntax(error));
+        };
+        copy.replace_range(key.span.clone(), &name);
+        renamed.push(key);
+        match parse_on_large_stack(&copy, until) {
+            Ok(body) => break body,
+            Err(Failure::Syntax(next)) if is_duplicate_key(&next) => error = next,
+            Err(other) => return Err(other),
+        }
+    };
+    // Round 2: keep the last occurrence of each key instead of the first.
+    let mut fresh = FreshKeys::new(text);
+    let mut copy = text.to_owned();
+    for key in earlier_occurrences(&first_tree, text, renamed) {
+        match fresh.replacement(&key) {
+            Some(name) => copy.replace_range(key.span.clone(), &name),
+            None => return Ok(first_tree),
+        }
+    }
+    match parse_on_large_stack(&copy, until) {
+        Ok(body) => Ok(body),
+        Err(Failure::TooSlow) => Err(Failure::TooSlow),
+        Err(Failure::Syntax(_)) => Ok(first_tree),
+    }
+}
+
+/// An object key in the text that [`parse_allowing_duplicate_keys`] renames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RepeatedKey {
+    /// Where it is: the identifier, or the string with its quotes.
+    span: Range<usize>,
+    /// The key as hcl-edit compares keys: an identifier never equals a string.
+    id: KeyId,
+}
+
+/// An object key's identity as hcl-edit's duplicate check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyId {
+    /// `name = …`
+    Ident(String),
+    /// `"value" = …`, the value with its escapes resolved.
+    Quoted(String),
+}
+
+impl KeyId {
+    /// The identity of a key in a tree, when it is an identifier or a plain string.
+    fn of(key: &ObjectKey) -> Option<KeyId> {
+        match key {
+            ObjectKey::Ident(ident) => Some(KeyId::Ident(ident.as_str().to_owned())),
+            ObjectKey::Expression(Expression::String(s)) => {
+                Some(KeyId::Quoted(s.value().to_string()))
+            }
+            ObjectKey::Expression(_) => None,
+        }
+    }
+}
+
+impl RepeatedKey {
+    /// The key starting at byte `start` of `text` (where hcl-edit locates its error), if it is
+    /// an identifier or a plain quoted string followed by `=` or `:`.
+    fn at(text: &str, start: usize) -> Option<RepeatedKey> {
+        let rest = text.get(start..)?;
+        let first = rest.chars().next()?;
+        let (end, id) = if first == '"' {
+            let mut escaped = false;
+            let close = rest.char_indices().skip(1).find_map(|(i, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                (closes || c == '\n').then_some((i, c))
+            });
+            let Some((close, '"')) = close else {
+                return None;
+            };
+            let end = start + close + 1;
+            // Interpolations (`"${k}"`) are templates, compared by structure: not renamed.
+            let Ok(Expression::String(value)) = hcl_edit::parser::parse_expr(&text[start..end])
+            else {
+                return None;
+            };
+            (end, KeyId::Quoted(value.value().to_string()))
+        } else {
+            if !is_id_start(first) {
+                return None;
+            }
+            let len = rest
+                .char_indices()
+                .find(|&(_, c)| !is_id_continue(c))
+                .map_or(rest.len(), |(i, _)| i);
+            let name = &rest[..len];
+            // These parse as literals, not identifiers.
+            if matches!(name, "null" | "true" | "false") {
+                return None;
+            }
+            (start + len, KeyId::Ident(name.to_owned()))
+        };
+        // A traversal or an operation (`a.b = …`, `a + b = …`) is an expression key.
+        let after = text[end..].trim_start_matches([' ', '\t']);
+        (after.starts_with('=') || after.starts_with(':')).then_some(RepeatedKey {
+            span: start..end,
+            id,
+        })
+    }
+}
+
+/// Whether `c` may start an HCL identifier (`hcl_primitives::ident::is_id_start`, which
+/// hcl-edit does not re-export).
+fn is_id_start(c: char) -> bool {
+    let mut buf = [0; 4];
+    hcl_edit::Ident::try_new(&*c.encode_utf8(&mut buf)).is_ok()
+}
+
+/// Whether `c` may continue an HCL identifier.
+fn is_id_continue(c: char) -> bool {
+    let mut buf = [0; 5];
+    buf[0] = b'a';
+    let len = 1 + c.encode_utf8(&mut buf[1..]).len();
+    std::str::from_utf8(&buf[..len]).is_ok_and(|s| hcl_edit::Ident::try_new(s).is_ok())
+}
+
+/// The keys to rename so that the last occurrence of each repeated key keeps its name: in each
+/// object holding a key of `renamed` (the later occurrences, renamed in `tree`, a tree of
+/// `text` with them renamed), every occurrence of that key but the last. A renamed key not
+/// found in the tree stays renamed.
+fn earlier_occurrences(tree: &Body, text: &str, renamed: Vec<RepeatedKey>) -> Vec<RepeatedKey> {
+    /// Walks every object of the tree.
+    struct Objects<'a> {
+        text: &'a str,
+        /// The renamed keys by the start of their span; removed once found.
+        renamed: BTreeMap<usize, RepeatedKey>,
+        out: Vec<RepeatedKey>,
+    }
+    impl Visit for Objects<'_> {
+        fn visit_object(&mut self, object: &Object) {
+            let mut keys: Vec<RepeatedKey> = Vec::new();
+            let mut repeated = Vec::new();
+            for (key, _) in object.iter() {
+                let span = match key {
+                    ObjectKey::Ident(ident) => ident.span(),
+                    ObjectKey::Expression(expr) => expr.span(),
+                };
+                let Some(span) = span.filter(|s| self.text.get(s.clone()).is_some()) else {
+                    continue;
+                };
+                let key = match self.renamed.remove(&span.start) {
+                    Some(key) => {
+                        if !repeated.contains(&key.id) {
+                            repeated.push(key.id.clone());
+                        }
+                        key
+                    }
+                    None => match KeyId::of(key) {
+                        Some(id) => RepeatedKey { span, id },
+                        None => continue,
+                    },
+                };
+                keys.push(key);
+            }
+            for id in &repeated {
+                let mut occurrences: Vec<&RepeatedKey> =
+                    keys.iter().filter(|k| &k.id == id).collect();
+                occurrences.pop();
+                self.out.extend(occurrences.into_iter().cloned());
+            }
+            hcl_edit::visit::visit_object(self, object);
+        }
+    }
+    let mut objects = Objects {
+        text,
+        renamed: renamed.into_iter().map(|k| (k.span.start, k)).collect(),
+        out: Vec::new(),
+    };
+    objects.visit_body(tree);
+    let mut out = objects.out;
+    out.extend(objects.renamed.into_values());
+    // In text order, so that the fresh names do not vary from run to run.
+    out.sort_by_key(|key| key.span.start);
+    out
+}
+
+/// Fresh keys for one copy of a text: names that occur nowhere in it as a word, and differ
+/// from each other.
+struct FreshKeys<'a> {
+    /// Every maximal run of identifier-like characters in the text (conservatively, any
+    /// non-ASCII character counts as one).
+    words: HashSet<&'a str>,
+    /// Names handed out.
+    used: HashSet<String>,
+}
+
+impl<'a> FreshKeys<'a> {
+    /// Letters a fresh name starts with (HCL identifiers start with a letter).
+    const FIRST: &'static [u8] = b"zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA";
+    /// Characters of the rest of a fresh name.
+    const REST: &'static [u8] = b"_0123456789abcdefghijklmnopqrstuvwxyz";
+    /// How many candidates are tried per name.
+    const MAX_CANDIDATES: usize = 1 << 16;
+
+    fn new(text: &'a str) -> Self {
+        let words = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || !c.is_ascii()))
+            .filter(|w| !w.is_empty())
+            .collect();
+        FreshKeys {
+            words,
+            used: HashSet::new(),
+        }
+    }
+
+    /// The text replacing `key`: a fresh quoted string for a quoted key, a fresh identifier
+    /// otherwise (also for `""`, which has no room for a name), of the same byte length; `None`
+    /// when no such name is left.
+    fn replacement(&mut self, key: &RepeatedKey) -> Option<String> {
+        let len = key.span.len();
+        if matches!(key.id, KeyId::Quoted(_)) && len > 2 {
+            Some(format!("\"{}\"", self.name(len - 2)?))
+        } else {
+            self.name(len)
+        }
+    }
+
+    /// A fresh identifier of `len` bytes.
+    fn name(&mut self, len: usize) -> Option<String> {
+        (0..Self::MAX_CANDIDATES)
+            .map_while(|k| Self::candidate(k, len))
+            .find(|name| {
+                !self.words.contains(name.as_str())
+                    && !self.used.contains(name)
+                    && !matches!(
+                        name.as_str(),
+                        "null" | "true" | "false" | "for" | "in" | "if"
+                    )
+            })
+            .inspect(|name| {
+                self.used.insert(name.clone());
+            })
+    }
+
+    /// The `k`-th identifier of `len` bytes (`z`, `y`, …; `z__`, `y__`, …), or `None` past the
+    /// last one.
+    fn candidate(k: usize, len: usize) -> Option<String> {
+        let mut name = vec![Self::FIRST[k % Self::FIRST.len()]];
+        let mut rest = k / Self::FIRST.len();
+        for _ in 1..len {
+            name.push(Self::REST[rest % Self::REST.len()]);
+            rest /= Self::REST.len();
+        }
+        (len > 0 && rest == 0).then(|| String::from_utf8(name).expect("ASCII"))
+    }
+}
+
 /// Why a text did not parse.
 enum Failure {
     /// A syntax error.
     Syntax(hcl_edit::parser::Error),
     /// No answer within the deadline.
-    TooSlow(Duration),
+    TooSlow,
 }
 
 type Parsed = Result<Body, hcl_edit::parser::Error>;
@@ -208,11 +523,14 @@ impl ParserThread {
         Ok(ParserThread { jobs, results })
     }
 
-    fn parse(&self, text: &str, deadline: Duration) -> Answer {
+    fn parse(&self, text: &str, until: Instant) -> Answer {
         if self.jobs.send(text.to_owned()).is_err() {
             return Answer::Gone;
         }
-        match self.results.recv_timeout(deadline) {
+        match self
+            .results
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
             Ok(parsed) => Answer::Done(parsed),
             Err(mpsc::RecvTimeoutError::Timeout) => Answer::Late,
             Err(mpsc::RecvTimeoutError::Disconnected) => Answer::Gone,
@@ -226,8 +544,9 @@ thread_local! {
 }
 
 /// `hcl_edit::parser::parse_body`, on this thread's [`ParserThread`] unless the text is
-/// trivially shallow (or no thread can be started). A panic in the parser is re-raised here.
-fn parse_on_large_stack(text: &str) -> Result<Body, Failure> {
+/// trivially shallow (or no thread can be started), given up at `until`. A panic in the parser
+/// is re-raised here.
+fn parse_on_large_stack(text: &str, until: Instant) -> Result<Body, Failure> {
     let openers = text
         .bytes()
         .filter(|b| matches!(b, b'[' | b'(' | b'{' | b'!' | b'-' | b'?'))
@@ -236,14 +555,13 @@ fn parse_on_large_stack(text: &str) -> Result<Body, Failure> {
     if openers <= SHALLOW {
         return hcl_edit::parser::parse_body(text).map_err(Failure::Syntax);
     }
-    let deadline = parse_deadline(text.len());
     let answer = PARSER.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = ParserThread::spawn().ok();
         }
         let answer = slot
             .as_ref()
-            .map_or(Answer::Gone, |parser| parser.parse(text, deadline));
+            .map_or(Answer::Gone, |parser| parser.parse(text, until));
         if !matches!(answer, Answer::Done(_)) {
             // Busy for good, or gone: the next parse gets a new thread.
             *slot = None;
@@ -253,7 +571,7 @@ fn parse_on_large_stack(text: &str) -> Result<Body, Failure> {
     match answer {
         Answer::Done(Ok(parsed)) => parsed.map_err(Failure::Syntax),
         Answer::Done(Err(panic)) => std::panic::resume_unwind(panic),
-        Answer::Late => Err(Failure::TooSlow(deadline)),
+        Answer::Late => Err(Failure::TooSlow),
         Answer::Gone => hcl_edit::parser::parse_body(text).map_err(Failure::Syntax),
     }
 }
@@ -266,9 +584,13 @@ const SNIPPET_CONTEXT: usize = 60;
 /// control and bidirectional-formatting characters (binary garbage, terminal escapes,
 /// "Trojan Source" reordering) are shown as `�`.
 pub fn render_parse_error(error: &hcl_edit::parser::Error) -> String {
-    let location = error.location();
+    render_snippet(error.line(), error.location(), error.message())
+}
+
+/// [`render_parse_error`] of an error at `location` in `line` with `message`.
+fn render_snippet(line: &str, location: &hcl_edit::parser::Location, message: &str) -> String {
     let column = location.column().max(1);
-    let chars: Vec<char> = error.line().chars().collect();
+    let chars: Vec<char> = line.chars().collect();
     let start = column.saturating_sub(SNIPPET_CONTEXT + 1).min(chars.len());
     let end = (column + SNIPPET_CONTEXT).min(chars.len());
     let mut shown = String::new();
@@ -290,7 +612,7 @@ pub fn render_parse_error(error: &hcl_edit::parser::Error) -> String {
          {pad} |\n\
          {pad} = {message}",
         caret = '^',
-        message = error.message().chars().map(printable).collect::<String>(),
+        message = message.chars().map(printable).collect::<String>(),
     )
 }
 
@@ -434,5 +756,213 @@ mod tests {
             "the parser reports the end of input on the last line"
         );
         assert!(error.message.contains("cannot parse HCL"));
+    }
+
+    /// `local.<path>` of a one-file module made of `text`.
+    fn resolve_local(text: &str, path: &str) -> crate::resolve::Value {
+        let source = SourceFile::from_bytes("main.tf", text.as_bytes().to_vec()).unwrap();
+        let module = crate::module::Module::from_sources(Path::new("."), vec![source]);
+        assert!(module.errors.is_empty(), "{:?}", module.errors);
+        let expr = hcl_edit::parser::parse_expr(&format!("local.{path}")).unwrap();
+        crate::resolve::Resolver::new(&module).resolve(&expr, 0).0
+    }
+
+    /// Parses `text`, checks that every object key's span is where that key is in `text`, or a
+    /// key renamed to a name that occurs nowhere in `text`, and returns the tree.
+    fn parse_keeping_spans(text: &str) -> Body {
+        struct Keys<'a>(&'a str);
+        impl Visit for Keys<'_> {
+            fn visit_object(&mut self, object: &Object) {
+                for (key, _) in object.iter() {
+                    let span = match key {
+                        ObjectKey::Ident(ident) => ident.span(),
+                        ObjectKey::Expression(expr) => expr.span(),
+                    };
+                    let original = &self.0[span.unwrap()];
+                    let original = match hcl_edit::parser::parse_expr(original).unwrap() {
+                        Expression::Variable(name) => ObjectKey::Ident(name),
+                        expr => ObjectKey::Expression(expr),
+                    };
+                    if original != *key {
+                        let name = match KeyId::of(key).unwrap() {
+                            KeyId::Ident(name) | KeyId::Quoted(name) => name,
+                        };
+                        assert!(!self.0.contains(&name), "{name:?} {original:?}");
+                    }
+                }
+                hcl_edit::visit::visit_object(self, object);
+            }
+        }
+        let source = SourceFile::from_bytes("x.tf", text.as_bytes().to_vec()).unwrap();
+        let body = parse_source(&source).unwrap();
+        assert_eq!(source.text, text);
+        Keys(text).visit_body(&body);
+        body
+    }
+
+    #[test]
+    fn repeated_identifier_key_parses_and_the_last_wins() {
+        let text = "locals {\n  x = {\n    a = 1\n    a = 2\n  }\n}\n";
+        let body = parse_keeping_spans(text);
+        let attr = body
+            .blocks()
+            .next()
+            .unwrap()
+            .body
+            .get_attribute("x")
+            .unwrap();
+        assert_eq!(
+            text.get(attr.value.span().unwrap()),
+            Some("{\n    a = 1\n    a = 2\n  }")
+        );
+        assert_eq!(
+            resolve_local(text, "x.a"),
+            crate::resolve::Value::Number(2.0)
+        );
+    }
+
+    #[test]
+    fn repeated_quoted_key_parses_and_the_last_wins() {
+        let text = "locals {\n  x = { \"a\" = \"first\", \"a\" = \"last\" }\n}\n";
+        parse_keeping_spans(text);
+        assert_eq!(
+            resolve_local(text, "x.a"),
+            crate::resolve::Value::String("last".into())
+        );
+        // Escapes: hcl-edit compares values, so `"\u0061"` repeats `"a"`.
+        let text = "locals {\n  x = { \"a\" = 1, \"\\u0061\" = 2 }\n}\n";
+        parse_keeping_spans(text);
+        assert_eq!(
+            resolve_local(text, "x.a"),
+            crate::resolve::Value::Number(2.0)
+        );
+    }
+
+    #[test]
+    fn three_occurrences_keep_the_last() {
+        let text = "locals {\n  x = { a = 1, b = 0, a = 2, a = 3 }\n}\n";
+        let body = parse_keeping_spans(text);
+        let attr = body
+            .blocks()
+            .next()
+            .unwrap()
+            .body
+            .get_attribute("x")
+            .unwrap();
+        let Expression::Object(object) = &attr.value else {
+            panic!("{:?}", attr.value)
+        };
+        let keys: Vec<String> = object
+            .iter()
+            .map(|(key, _)| match key {
+                ObjectKey::Ident(ident) => ident.to_string(),
+                ObjectKey::Expression(expr) => expr.to_string(),
+            })
+            .collect();
+        assert_eq!(keys.len(), 4);
+        assert_eq!(keys.iter().filter(|k| k.trim() == "a").count(), 1);
+        assert_eq!(keys[3].trim(), "a", "{keys:?}");
+        assert_eq!(
+            resolve_local(text, "x.a"),
+            crate::resolve::Value::Number(3.0)
+        );
+        assert_eq!(
+            resolve_local(text, "x.b"),
+            crate::resolve::Value::Number(0.0)
+        );
+    }
+
+    #[test]
+    fn repeated_keys_in_nested_objects() {
+        let text = "locals {\n  x = {\n    a = { b = 1, b = 2 }\n    a = { b = 3, \"b\" = 4, b = 5 }\n    c = [{ d = 1, d = 2 }]\n  }\n}\n";
+        parse_keeping_spans(text);
+        assert_eq!(
+            resolve_local(text, "x.a.b"),
+            crate::resolve::Value::Number(5.0)
+        );
+        assert_eq!(
+            resolve_local(text, "x.c[0].d"),
+            crate::resolve::Value::Number(2.0)
+        );
+    }
+
+    #[test]
+    fn fresh_keys_avoid_every_word_of_the_text() {
+        // One-letter keys: the fresh name for the first `z` is none of `z`, `y`, `x`.
+        let text = "locals {\n  x = { z = 1, y = 2, z = 3 }\n}\n";
+        parse_keeping_spans(text);
+        let crate::resolve::Value::Object(map) = resolve_local(text, "x") else {
+            panic!()
+        };
+        assert_eq!(map.get("z"), Some(&crate::resolve::Value::Number(3.0)));
+        assert_eq!(map.get("y"), Some(&crate::resolve::Value::Number(2.0)));
+        assert_eq!(map.len(), 3, "{map:?}");
+        // `""` has no room for a quoted name; an identifier of two bytes takes its place.
+        let text = "locals {\n  x = { \"\" = 1, \"\" = 2 }\n}\n";
+        parse_keeping_spans(text);
+        assert_eq!(
+            resolve_local(text, "x[\"\"]"),
+            crate::resolve::Value::Number(2.0)
+        );
+    }
+
+    #[test]
+    fn unrenamable_repeated_keys_stay_errors() {
+        for (text, column) in [
+            ("x = { (k) = 1, (k) = 2 }\n", 16),
+            ("x = { \"${k}\" = 1, \"${k}\" = 2 }\n", 19),
+            ("x = { a.b = 1, a.b = 2 }\n", 16),
+        ] {
+            let source = SourceFile::from_bytes("x.tf", text.as_bytes().to_vec()).unwrap();
+            let error = parse_source(&source).unwrap_err();
+            assert_eq!(
+                (error.line, error.column),
+                (Some(1), Some(column)),
+                "{text}"
+            );
+            assert!(
+                error.message.contains("redefined object key"),
+                "{}",
+                error.message
+            );
+        }
+        // More than MAX_RENAMED_KEYS.
+        let items: Vec<String> = (0..=MAX_RENAMED_KEYS).map(|i| format!("a = {i}")).collect();
+        let text = format!("x = {{ {} }}\n", items.join(", "));
+        let source = SourceFile::from_bytes("x.tf", text.into_bytes()).unwrap();
+        let error = parse_source(&source).unwrap_err();
+        assert!(
+            error.message.contains("redefined object key"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn other_errors_after_repeated_keys_show_the_original_line() {
+        let text = "x = { abc = 1, abc = 2 } = 3\n";
+        let source = SourceFile::from_bytes("x.tf", text.as_bytes().to_vec()).unwrap();
+        let error = parse_source(&source).unwrap_err();
+        assert_eq!(error.line, Some(1));
+        assert!(!error.message.contains("redefined"), "{}", error.message);
+        assert!(
+            error.message.contains("1 | x = { abc = 1, abc = 2 } = 3"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn repeated_keys_in_a_large_file_parse_on_the_parser_thread() {
+        // More than SHALLOW openers: parsed on the helper thread, under the deadline.
+        let text = format!(
+            "locals {{\n  x = {{ a = [[[[[[[[[1]]]]]]]]], a = 2 }}\n}}\n{}",
+            (0..20).map(|i| format!("y{i} = [1]\n")).collect::<String>()
+        );
+        parse_keeping_spans(&text);
+        assert_eq!(
+            resolve_local(&text, "x.a"),
+            crate::resolve::Value::Number(2.0)
+        );
     }
 }

@@ -246,8 +246,11 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
         }
         let after_text = std::str::from_utf8(after)
             .map_err(|_| format!("{}: output is not UTF-8", path.display()))?;
-        let stripped = after_text.strip_prefix('\u{feff}').unwrap_or(after_text);
-        if let Err(error) = hcl_edit::parser::parse_body(stripped) {
+        // ctfix's own parser: it accepts what Terraform does and hcl-edit alone does not
+        // (repeated object keys).
+        let reparsed = ctfix::parse::SourceFile::from_bytes(path.clone(), after.clone())
+            .and_then(|source| ctfix::parse::parse_source(&source));
+        if let Err(error) = reparsed {
             return Err(format!("{}: output does not parse:\n{error}", path.display()).into());
         }
         if before.starts_with(b"\xef\xbb\xbf") != after.starts_with(b"\xef\xbb\xbf") {

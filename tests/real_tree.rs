@@ -85,7 +85,8 @@ fn real_tree_invariants() {
         }
         changed += 1;
         let new_text = std::str::from_utf8(new).unwrap();
-        hcl_edit::parser::parse_body(new_text.strip_prefix('\u{feff}').unwrap_or(new_text))
+        ctfix::parse::SourceFile::from_bytes(path.clone(), new.clone())
+            .and_then(|source| ctfix::parse::parse_source(&source))
             .unwrap_or_else(|e| panic!("{}: fixed file does not parse: {e}", path.display()));
         let old_text = String::from_utf8_lossy(old);
         for change in TextDiff::from_lines(old_text.as_ref(), new_text).iter_all_changes() {
