@@ -19,12 +19,6 @@ pub use crate::model::Committed;
 /// Something version control refused or failed to do; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum VcsError {
-    /// Files to be changed hold uncommitted work.
-    #[error("{} {} uncommitted changes; ctfix would mix its edits into them: commit or stash them first, or pass --allow-dirty to write anyway ({})", files.len(), if files.len() == 1 { "file has" } else { "files have" }, list(files))]
-    Dirty {
-        /// The files, as ctfix found them.
-        files: Vec<PathBuf>,
-    },
     /// A commit was asked for a file outside any git repository.
     #[error(
         "{} is not inside a git repository; --commit and --branch need one",
