@@ -569,9 +569,14 @@ impl<'m> Resolver<'m> {
             };
         };
         let block = self.module.block(at);
-        // The count decides what the reference yields, so the variables it reads are part of
-        // the value's provenance (a fix must not treat them as the module's own choice).
-        let instances = self.count_instances(at, true);
+        // `[count.index]` / `[each.key]` select the instance that goes with the referring
+        // resource's own: their counts agree by construction, so the instance exists.
+        let own_instance =
+            matches!(ops.first(), Some(TraversalOperator::Index(index)) if is_own_instance(index));
+        // Otherwise the count decides what the reference yields, so the variables it reads
+        // are part of the value's provenance (a fix must not treat them as the module's own
+        // choice).
+        let instances = self.count_instances(at, !own_instance);
         // Split `[index]` / splat from the attribute access.
         let (splat, indexed, rest) = match ops.first() {
             Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_)) => {
@@ -623,10 +628,6 @@ impl<'m> Resolver<'m> {
                 }
             };
         }
-        // `[count.index]` / `[each.key]` select the instance that goes with the referring
-        // resource's own: their counts agree by construction, so the instance exists.
-        let own_instance =
-            matches!(ops.first(), Some(TraversalOperator::Index(index)) if is_own_instance(index));
         match (indexed, instances) {
             (true, Instances::Count(0)) if !own_instance => {
                 Value::Error(format!("{resource_type}.{label} has count = 0"))
