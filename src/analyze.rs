@@ -669,8 +669,10 @@ fn reusable_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Opti
             let single =
                 !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
             let same_provider = provider_of(text, block) == trail.provider;
+            // A label that is no identifier (`"this:"`) cannot be referred to.
             (single
                 && same_provider
+                && crate::module::is_identifier(&label)
                 && !referenced.contains(&label)
                 && matches!(check_key(module, resolver, &label), KeyVerdict::Usable(_)))
             .then_some(label)
