@@ -635,14 +635,14 @@ fn key_label_base(trail_label: &str) -> String {
     let mut clean: String = trail_label
         .chars()
         .map(|c| {
-            if c.is_alphanumeric() || c == '_' || c == '-' {
+            if crate::module::is_identifier_continue(c) {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    if !clean.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+    if !clean.starts_with(crate::module::is_identifier_start) {
         clean.insert(0, '_');
     }
     if clean.to_ascii_lowercase().contains("trail") {
@@ -1092,6 +1092,14 @@ mod tests {
         assert_eq!(key_label_base("org_trail"), "org_trail_key");
         assert_eq!(key_label_base("audit|prod"), "audit_prod_cloudtrail");
         assert_eq!(key_label_base("1st"), "_1st_cloudtrail");
+        // Found by fuzzing: alphabetic, but not identifier characters (a circled letter, a
+        // byte order mark) used to pass through and break the reference.
+        assert_eq!(key_label_base("a\u{24e9}\u{feff}b"), "a__b_cloudtrail");
+        assert_eq!(key_label_base("\u{e9}t\u{e9}"), "\u{e9}t\u{e9}_cloudtrail");
+        for label in ["a\u{24e9}", "x\u{feff}"] {
+            assert!(!crate::module::is_identifier(label), "{label:?}");
+            assert!(hcl_edit::Ident::try_new(label).is_err(), "{label:?}");
+        }
     }
 
     #[test]

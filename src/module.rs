@@ -303,8 +303,18 @@ pub fn provider_of(source: &str, block: &Block) -> Option<String> {
 /// identifier rules. Block labels may be any string, but others cannot be referred to.
 pub fn is_identifier(label: &str) -> bool {
     let mut chars = label.chars();
-    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    chars.next().is_some_and(is_identifier_start) && chars.all(is_identifier_continue)
+}
+
+/// Whether `c` may start an HCL identifier: a Unicode `XID_Start` character or `_` (as
+/// hcl-edit's parser reads them).
+pub fn is_identifier_start(c: char) -> bool {
+    c == '_' || unicode_ident::is_xid_start(c)
+}
+
+/// Whether `c` may continue an HCL identifier: `XID_Continue` or `-`.
+pub fn is_identifier_continue(c: char) -> bool {
+    c == '-' || unicode_ident::is_xid_continue(c)
 }
 
 /// Collects `resource "t" "n"` / `data "t" "n"` declarations from a file that does not parse,
