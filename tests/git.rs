@@ -71,6 +71,18 @@ impl Repo {
         git_text(&self.root, &self.home, args)
     }
 
+    /// Runs ctfix with `args` and checks that it refused before writing: exit status 2, a
+    /// message containing `reason` on stderr, and every file as it was. Returns stderr.
+    fn assert_refused(&self, args: &[&str], reason: &str) -> String {
+        let before = snapshot(&self.root);
+        let output = self.ctfix(args);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert_eq!(snapshot(&self.root), before, "{args:?} wrote");
+        stderr
+    }
+
     /// ctfix run in the repository's root, with the same home directory as git.
     fn ctfix(&self, args: &[&str]) -> Output {
         ctfix()
@@ -180,23 +192,16 @@ fn uncommitted_work_in_a_file_to_fix_is_refused_unless_allowed() {
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str("\n# work in progress\n");
     std::fs::write(&file, &text).unwrap();
-    let before = snapshot(&repo.root);
 
-    let output = repo.ctfix(&["--apply", "--yes", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = stderr_of(&output);
-    assert!(
-        stderr.contains("live/staging/main.tf") && stderr.contains("--allow-dirty"),
-        "{stderr}"
-    );
+    let stderr = repo.assert_refused(&["--apply", "--yes", "."], "live/staging/main.tf");
+    assert!(stderr.contains("--allow-dirty"), "{stderr}");
     assert!(stderr.contains("nothing was written"), "{stderr}");
-    assert_eq!(snapshot(&repo.root), before, "refused: nothing written");
 
     // Committing would sweep the user's work into ctfix's commit: refused even when allowed.
-    let output = repo.ctfix(&["--apply", "--yes", "--allow-dirty", "--branch", "fix", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("cannot commit"));
-    assert_eq!(snapshot(&repo.root), before);
+    repo.assert_refused(
+        &["--apply", "--yes", "--allow-dirty", "--branch", "fix", "."],
+        "cannot commit",
+    );
     assert_eq!(repo.git(&["branch", "--list", "fix"]), "");
 
     let output = repo.ctfix(&["--apply", "--yes", "--allow-dirty", "."]);
@@ -236,16 +241,14 @@ fn files_outside_a_repository_need_no_guard_but_cannot_be_committed() {
 fn an_existing_branch_is_refused_before_writing() {
     let repo = Repo::new();
     repo.git(&["branch", "taken"]);
-    let before = snapshot(&repo.root);
-    let output = repo.ctfix(&["--apply", "--yes", "--branch", "taken", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("branch taken already exists"));
-    assert_eq!(snapshot(&repo.root), before);
-
-    let output = repo.ctfix(&["--apply", "--yes", "--branch", "bad..name", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("not a valid branch name"));
-    assert_eq!(snapshot(&repo.root), before);
+    repo.assert_refused(
+        &["--apply", "--yes", "--branch", "taken", "."],
+        "branch taken already exists",
+    );
+    repo.assert_refused(
+        &["--apply", "--yes", "--branch", "bad..name", "."],
+        "not a valid branch name",
+    );
 }
 
 #[test]
@@ -253,15 +256,10 @@ fn no_identity_is_refused_before_writing() {
     let repo = Repo::new();
     repo.git(&["config", "--unset", "user.name"]);
     repo.git(&["config", "--unset", "user.email"]);
-    let before = snapshot(&repo.root);
-    let output = repo.ctfix(&["--apply", "--yes", "--commit", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("set user.name and user.email"),
-        "{}",
-        stderr_of(&output)
+    repo.assert_refused(
+        &["--apply", "--yes", "--commit", "."],
+        "set user.name and user.email",
     );
-    assert_eq!(snapshot(&repo.root), before);
 
     // GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL stand in, as they do for git.
     let output = ctfix()
@@ -407,12 +405,10 @@ fn a_filter_driver_ctfix_cannot_run_is_refused_before_writing() {
     std::fs::write(repo.root.join(".gitattributes"), "*.tf filter=tag\n").unwrap();
     repo.git(&["add", ".gitattributes"]);
     repo.git(&["commit", "-q", "-m", "filter"]);
-    let before = snapshot(&repo.root);
-    let output = repo.ctfix(&["--apply", "--yes", "--branch", "fix", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = stderr_of(&output);
-    assert!(stderr.contains("git filter \"tag\""), "{stderr}");
-    assert_eq!(snapshot(&repo.root), before);
+    repo.assert_refused(
+        &["--apply", "--yes", "--branch", "fix", "."],
+        "git filter \"tag\"",
+    );
     assert_eq!(repo.git(&["branch", "--list", "fix"]), "");
 }
 
@@ -423,15 +419,7 @@ fn an_ignored_file_is_never_added_to_a_commit() {
     repo.git(&["rm", "-q", "--cached", "-r", "live/staging"]);
     repo.git(&["add", ".gitignore"]);
     repo.git(&["commit", "-q", "-m", "ignore staging"]);
-    let before = snapshot(&repo.root);
-    let output = repo.ctfix(&["--apply", "--yes", "--commit", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("is ignored by git"),
-        "{}",
-        stderr_of(&output)
-    );
-    assert_eq!(snapshot(&repo.root), before);
+    repo.assert_refused(&["--apply", "--yes", "--commit", "."], "is ignored by git");
     // Without a commit, an ignored file is not guarded: git does not look after it.
     let output = repo.ctfix(&["--apply", "--yes", "."]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
@@ -457,15 +445,14 @@ fn push_problems_known_in_advance_are_refused_before_writing_and_reported_in_jso
     assert_eq!(snapshot(&repo.root), before);
 
     repo.git(&["checkout", "-q", "--detach"]);
-    let output = repo.ctfix(&["--apply", "--yes", "--commit", "--push", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("detached HEAD"));
-    assert_eq!(snapshot(&repo.root), before);
-
-    let output = repo.ctfix(&["--apply", "--yes", "--pr-body", "no/such/dir/pr.md", "."]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("pull-request body"));
-    assert_eq!(snapshot(&repo.root), before);
+    repo.assert_refused(
+        &["--apply", "--yes", "--commit", "--push", "."],
+        "detached HEAD",
+    );
+    repo.assert_refused(
+        &["--apply", "--yes", "--pr-body", "no/such/dir/pr.md", "."],
+        "pull-request body",
+    );
 }
 
 #[test]
