@@ -187,6 +187,13 @@ impl<'m> FixPlanner<'m> {
                 "the key's count reads {expression}: a caller that passes a key created in the same apply (known only after apply) then gets \"Invalid count argument\"; such callers must pass a key ARN known at plan time"
             ));
         }
+        if is_organization_trail(module, trail) {
+            let reader_note = "an organization trail usually delivers to a bucket in a log-archive account: the new key lets principals of this account decrypt, so grant that account's log readers kms:Decrypt in the key policy";
+            note = Some(match note {
+                Some(first) => format!("{first}; {reader_note}"),
+                None => reader_note.to_owned(),
+            });
+        }
         for (address, _) in &new_blocks {
             title.push_str(&format!(" and {address}"));
         }
@@ -627,6 +634,18 @@ fn indent_lines(text: &str, indent: &str, newline: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(newline)
+}
+
+/// Whether the trail sets `is_organization_trail` to true (under the module's defaults).
+fn is_organization_trail(module: &Module, trail: &Trail) -> bool {
+    module
+        .block(trail.at)
+        .body
+        .get_attribute("is_organization_trail")
+        .is_some_and(|attr| {
+            crate::resolve::Resolver::new(module).value_of(&attr.value, trail.at.file)
+                == crate::resolve::Value::Bool(true)
+        })
 }
 
 /// The base of a generated key's label: readable and tied to the trail.

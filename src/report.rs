@@ -6,8 +6,8 @@
 //! {
 //!   "version": 1,
 //!   "findings": [{"rule", "path", "line", "column", "resource", "status", "reason",
-//!                 "message", "meta_argument"?, "fix"?: {"title", "applicability",
-//!                 "selected", "applied"}}],
+//!                 "message", "meta_argument"?, "suppression"?, "fix"?: {"title",
+//!                 "applicability", "selected", "applied", "note"?, "diff"?}}],
 //!   "changes":  [{"path", "diff", "written"}],
 //!   "errors":   [{"path", "line", "column", "message"}],   // line/column null when n/a
 //!   "summary":  {"files_scanned", "trails", "compliant", "noncompliant", "unknown",

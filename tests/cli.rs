@@ -631,3 +631,27 @@ fn diffs_of_paths_with_spaces_apply_with_patch_and_git() {
         );
     }
 }
+
+#[test]
+fn an_organization_trail_fix_asks_for_the_log_archive_readers() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/organization-trail/input.tf"),
+        tmp.path().join("main.tf"),
+    )
+    .unwrap();
+    let output = run_ctfix(&["--format", "json"], tmp.path());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let note = json["findings"][0]["fix"]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        note.contains("log-archive account") && note.contains("kms:Decrypt"),
+        "{json:#}"
+    );
+    // A trail that is not an organization trail gets no such note.
+    write_trail_module(&tmp.path().join("plain"), "plain");
+    let output = run_ctfix(&["--format", "json"], &tmp.path().join("plain"));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(json["findings"][0]["fix"].get("note").is_none(), "{json:#}");
+}
