@@ -201,7 +201,23 @@ pub fn run(
         applied: args.apply,
         summary: true,
     };
+    let anchor = args
+        .paths
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."));
     if !args.apply || report.changes.is_empty() {
+        if let (true, true, Some(branch)) = (args.apply, args.push, &args.branch) {
+            // A rerun after a failed push finds nothing to write: push ctfix's commit.
+            let remote = args.remote.as_deref().unwrap_or("origin");
+            match vcs::resume_push(&anchor, branch, remote, pull_request::TITLE) {
+                Ok(committed) => report.committed = committed,
+                Err(error) => report.errors.push(FileError::new(
+                    &anchor,
+                    format!("the branch's commit was not pushed: {error}"),
+                )),
+            }
+        }
         write_report(args, &report, text_options, out, err)?;
         return Ok(ExitStatus::of(&report));
     }
@@ -209,11 +225,6 @@ pub fn run(
     // Everything that can refuse is checked before the first write. A refusal is an error of
     // the report (so JSON and SARIF carry it too); the findings and diffs are still shown.
     let mut refusals = Vec::new();
-    let anchor = args
-        .paths
-        .first()
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("."));
     let interactive = !args.yes;
     if interactive && (args.format != Format::Text || !prompter.is_interactive()) {
         refusals.push(FileError::new(

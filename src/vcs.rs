@@ -488,6 +488,66 @@ pub fn push(prepared: &PreparedCommit, committed: &mut Committed) -> Result<(), 
     Ok(())
 }
 
+/// For a rerun after a failed push (nothing is left to write): when `HEAD` is on `branch`
+/// and its commit is ctfix's own (its subject is `title`), pushes that commit to `remote`.
+/// `None` when that is not the situation: nothing to push.
+pub fn resume_push(
+    start: &Path,
+    branch: &str,
+    remote: &str,
+    title: &str,
+) -> Result<Option<Committed>, VcsError> {
+    let dir = if start.is_dir() {
+        start
+    } else {
+        start.parent().unwrap_or(Path::new("."))
+    };
+    let Ok(repo) = Repository::discover(dir) else {
+        return Ok(None);
+    };
+    let Some(workdir) = repo.workdir() else {
+        return Ok(None);
+    };
+    let root = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    let Ok(head) = repo.head() else {
+        return Ok(None);
+    };
+    if !head.is_branch() || head.shorthand() != Some(branch) {
+        return Ok(None);
+    }
+    let commit = head.peel_to_commit().doing("reading HEAD")?;
+    if commit.summary() != Some(title) {
+        return Ok(None);
+    }
+    let files = match commit.parent(0) {
+        Ok(parent) => repo
+            .diff_tree_to_tree(
+                Some(&parent.tree().doing("reading a tree")?),
+                Some(&commit.tree().doing("reading a tree")?),
+                None,
+            )
+            .doing("comparing the commit with its parent")?
+            .deltas()
+            .len(),
+        Err(_) => 0,
+    };
+    let prepared = PreparedCommit {
+        push: Some(push_target(&repo, &root, Some(branch), remote)?),
+        root: root.clone(),
+        branch: Some(branch.to_owned()),
+        files: Vec::new(),
+    };
+    let mut committed = Committed {
+        repository: root,
+        branch: branch.to_owned(),
+        commit: commit.id().to_string(),
+        files,
+        pushed_to: None,
+    };
+    push(&prepared, &mut committed)?;
+    Ok(Some(committed))
+}
+
 /// One credential for libgit2's `attempt`-th request.
 fn credentials(
     config: &git2::Config,

@@ -480,3 +480,39 @@ fn a_relative_remote_path_is_taken_from_the_top_of_the_working_tree() {
         repo.git(&["rev-parse", "HEAD"])
     );
 }
+
+#[test]
+fn a_rerun_after_a_failed_push_pushes_ctfixs_commit() {
+    // A bot's workspace keeps the branch when the push fails (here: the remote is not there
+    // yet); the rerun has nothing to write and must still deliver the commit.
+    let repo = Repo::new();
+    let remote = repo.root.parent().unwrap().join("remote.git");
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let args = ["--apply", "--yes", "--branch", "ctfix/kms", "--push", "."];
+    let output = repo.ctfix(&args);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("the commit was made but not pushed"));
+
+    git(
+        repo.root.parent().unwrap(),
+        &repo.home,
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    let output = repo.ctfix(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("and pushed it to origin."));
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    assert_eq!(
+        git_text(&remote, &repo.home, &["rev-parse", "refs/heads/ctfix/kms"]),
+        head
+    );
+
+    // Someone else's commit on top is not ctfix's to push.
+    repo.git(&["commit", "-q", "--allow-empty", "-m", "reviewer's change"]);
+    let output = repo.ctfix(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        git_text(&remote, &repo.home, &["rev-parse", "refs/heads/ctfix/kms"]),
+        head
+    );
+}
