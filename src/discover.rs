@@ -84,33 +84,24 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
                 continue;
             }
             let dir = parent_dir(root);
-            let module = modules.entry(dir.clone()).or_insert_with(|| ModuleDir {
+            let mut found = ModuleDir {
                 dir: dir.clone(),
+                targets: BTreeSet::from([root.clone()]),
                 ..ModuleDir::default()
-            });
-            module.targets.insert(root.clone());
-            if let Err(error) = list_module_files(module) {
+            };
+            if let Err(error) = list_module_files(&mut found) {
                 errors.push(FileError::new(
                     &dir,
                     format!("cannot list directory: {error}"),
                 ));
             }
+            merge_module(&mut modules, found);
             continue;
         }
         let walked = walk(root);
         errors.extend(walked.errors);
         for found in walked.modules {
-            match modules.entry(found.dir.clone()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(found);
-                }
-                Entry::Occupied(mut slot) => {
-                    let module = slot.get_mut();
-                    module.files.extend(found.files);
-                    module.json_files.extend(found.json_files);
-                    module.targets.extend(found.targets);
-                }
-            }
+            merge_module(&mut modules, found);
         }
     }
     let modules = modules
@@ -124,6 +115,48 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
         })
         .collect();
     Discovery { modules, errors }
+}
+
+/// Adds a module found under one path to those found so far, keyed by its directory's
+/// canonical path: `. live` or `live ./live` name the same modules twice, which must be
+/// checked once. The first spelling of the directory is kept; files and targets named
+/// again are mapped onto it by file name.
+fn merge_module(modules: &mut BTreeMap<PathBuf, ModuleDir>, found: ModuleDir) {
+    let key = std::fs::canonicalize(&found.dir).unwrap_or_else(|_| found.dir.clone());
+    match modules.entry(key) {
+        Entry::Vacant(slot) => {
+            slot.insert(found);
+        }
+        Entry::Occupied(mut slot) => {
+            let module = slot.get_mut();
+            let respell = |path: &PathBuf, known: &[PathBuf]| -> PathBuf {
+                known
+                    .iter()
+                    .find(|k| k.file_name() == path.file_name())
+                    .cloned()
+                    .unwrap_or_else(|| path.clone())
+            };
+            let known: Vec<PathBuf> = module
+                .files
+                .iter()
+                .chain(&module.json_files)
+                .cloned()
+                .collect();
+            for target in &found.targets {
+                module.targets.insert(respell(target, &known));
+            }
+            for file in found.files {
+                if !known.iter().any(|k| k.file_name() == file.file_name()) {
+                    module.files.push(file);
+                }
+            }
+            for file in found.json_files {
+                if !known.iter().any(|k| k.file_name() == file.file_name()) {
+                    module.json_files.push(file);
+                }
+            }
+        }
+    }
 }
 
 /// Calls `visit` for every module under `paths` — the same modules [`discover`] returns — in

@@ -179,9 +179,14 @@ fn holds_a_trail(module: &ModuleDir) -> bool {
         std::sync::OnceLock::new();
     let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(TRAIL_MARKER));
     BUFFER.with_borrow_mut(|buffer| {
-        let found = module.targets.iter().any(|path| {
-            read_into(path, buffer).is_ok_and(|len| finder.find(&buffer[..len]).is_some())
-        });
+        // A file that cannot be read may hold a trail: the module is loaded, which reports it.
+        let found = module
+            .targets
+            .iter()
+            .any(|path| match read_into(path, buffer) {
+                Ok(len) => finder.find(&buffer[..len]).is_some(),
+                Err(_) => true,
+            });
         if buffer.len() > 1 << 20 {
             *buffer = Vec::new();
         }
@@ -301,7 +306,23 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             Err(error) => report.errors.push(error),
         }
     }
-    if !selected.is_empty() {
+    if !selected.is_empty() && !module.unreadable.is_empty() {
+        // What the unreadable files declare is unknown: a fix could collide with it.
+        for finding in &mut report.findings {
+            if let Some(fix) = finding.fix.as_mut().filter(|fix| fix.selected) {
+                fix.selected = false;
+                fix.note = Some(format!(
+                    "not written: ctfix cannot read {} of this module, and a fix could clash with what it declares",
+                    module
+                        .unreadable
+                        .iter()
+                        .map(|p| render::display_path(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    } else if !selected.is_empty() {
         match build_changes(&module, &selected, &fixed_addresses) {
             Ok(changes) => report.changes = changes,
             Err(error) => {

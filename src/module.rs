@@ -37,6 +37,9 @@ pub struct Module {
     pub tfvars: Vec<(PathBuf, Body)>,
     /// Per-file problems met while reading.
     pub errors: Vec<FileError>,
+    /// Files of the module that could not be read at all (permissions, I/O): what they
+    /// declare is unknown, so no fix of the module can be trusted.
+    pub unreadable: Vec<PathBuf>,
 }
 
 /// A reference to a top-level block: file index and structure index in that file's body.
@@ -54,17 +57,24 @@ impl Module {
         let mut files = Vec::with_capacity(dir.files.len());
         let mut errors = Vec::new();
         let mut declared = BTreeSet::new();
+        let mut unreadable = Vec::new();
         for path in &dir.files {
             let is_target = dir.targets.contains(path);
             let source = match read_source(path) {
                 Ok(source) => source,
                 Err(error) => {
                     // Its declarations still count: generated labels must not collide.
-                    if let Ok(bytes) = std::fs::read(path) {
-                        scan_declarations(&String::from_utf8_lossy(&bytes), &mut declared);
-                    }
-                    if is_target {
-                        errors.push(error);
+                    match std::fs::read(path) {
+                        Ok(bytes) => {
+                            scan_declarations(&String::from_utf8_lossy(&bytes), &mut declared);
+                            if is_target {
+                                errors.push(error);
+                            }
+                        }
+                        Err(_) => {
+                            unreadable.push(path.clone());
+                            errors.push(error);
+                        }
                     }
                     continue;
                 }
@@ -97,6 +107,7 @@ impl Module {
             declared,
             tfvars,
             errors,
+            unreadable,
         };
         module.index_declarations();
         module
@@ -130,6 +141,7 @@ impl Module {
             declared,
             tfvars: Vec::new(),
             errors,
+            unreadable: Vec::new(),
         };
         module.index_declarations();
         module
@@ -181,6 +193,7 @@ impl Module {
             declared,
             tfvars: self.tfvars.clone(),
             errors,
+            unreadable: self.unreadable.clone(),
         };
         module.index_declarations();
         module

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::prelude::*;
@@ -654,4 +654,122 @@ fn an_organization_trail_fix_asks_for_the_log_archive_readers() {
     let output = run_ctfix(&["--format", "json"], &tmp.path().join("plain"));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(json["findings"][0]["fix"].get("note").is_none(), "{json:#}");
+}
+
+/// Runs the ctfix binary as an unprivileged user in `dir` (as root, through `runuser -u
+/// nobody` with a copy of the binary nobody can run); `None` when that is impossible here.
+fn run_unprivileged(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    if !nix_is_root() {
+        return Some(ctfix().current_dir(dir).args(args).output().unwrap());
+    }
+    let binary = dir.join(".ctfix-under-test");
+    std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).ok()?;
+    let output = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&binary)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()?;
+    std::fs::remove_file(&binary).ok();
+    // runuser's own failure (no such user, not allowed) is not ctfix's.
+    (output.status.code() != Some(125) && output.status.code() != Some(126)).then_some(output)
+}
+
+/// Lets the user [`run_unprivileged`] runs as own and change everything under `root`.
+fn make_world_accessible(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if nix_is_root() {
+        let _ = Command::new("chown")
+            .args(["-R", "nobody:"])
+            .arg(root)
+            .status();
+    }
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o777
+        } else {
+            0o666
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_and_blocks_its_modules_fixes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    make_world_accessible(tmp.path());
+    // A trail file nobody can read, and a sibling of another trail that declares data
+    // sources a fix would otherwise add again.
+    for file in ["live/staging/main.tf", "live/prod/s3.tf"] {
+        std::fs::set_permissions(root.join(file), std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let before = snapshot_all(&root);
+    let Some(output) = run_unprivileged(&root, &["--apply", "--yes", "--no-diff", "."]) else {
+        eprintln!("SKIPPED: cannot run ctfix unprivileged here");
+        return;
+    };
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for file in ["live/staging/main.tf", "live/prod/s3.tf"] {
+        assert!(
+            stderr.contains(&format!("{file}: cannot read file")),
+            "{stderr}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("not written: ctfix cannot read live/prod/s3.tf"),
+        "{stdout}"
+    );
+    let after = snapshot_all(&root);
+    let changed: Vec<_> = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.clone())
+        .collect();
+    assert_eq!(
+        changed,
+        [PathBuf::from("live/security/trails.tf")],
+        "only the module ctfix could read whole is fixed: {stderr}"
+    );
+}
+
+#[test]
+fn overlapping_paths_check_each_module_once() {
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    for args in [
+        vec![".", "live"],
+        vec!["live/prod", "./live/prod"],
+        vec!["live/prod/cloudtrail.tf", "live/prod"],
+    ] {
+        let output = ctfix()
+            .current_dir(&root)
+            .args(["--format", "json"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let resources: Vec<&str> = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["resource"].as_str().unwrap())
+            .collect();
+        let mut unique = resources.clone();
+        unique.dedup();
+        assert_eq!(resources, unique, "{args:?}: a trail reported twice");
+    }
+    let output = ctfix()
+        .current_dir(&root)
+        .args(["--apply", "--yes", ".", "live"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
 }
