@@ -165,6 +165,53 @@ impl Prompter for TerminalPrompter {
     }
 }
 
+/// A writer that stops writing, without error, once its reader has gone (`ctfix | head`):
+/// the run still finishes and its exit status still tells whether trails need fixing, which
+/// is what a CI gate with `pipefail` reads.
+#[derive(Debug)]
+pub struct IgnoreBrokenPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W> IgnoreBrokenPipe<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        IgnoreBrokenPipe {
+            inner,
+            closed: false,
+        }
+    }
+}
+
+impl<W: Write> Write for IgnoreBrokenPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
 /// Whether an error is a closed output pipe (`ctfix | head`), which is not a failure.
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error

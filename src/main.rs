@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     args.color.write_global();
     let stdout = anstream::stdout();
     let stderr = anstream::stderr();
-    let mut out = stdout.lock();
+    let mut out = ctfix::cli::IgnoreBrokenPipe::new(stdout.lock());
     let mut err = stderr.lock();
     let mut prompter = ctfix::cli::TerminalPrompter;
     let status = match ctfix::cli::run(&args, &mut out, &mut err, &mut prompter) {

@@ -773,3 +773,21 @@ fn overlapping_paths_check_each_module_once() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
 }
+
+#[test]
+fn a_closed_output_pipe_keeps_the_exit_status() {
+    // `ctfix | head -1` under `set -o pipefail` is a CI gate: it must still fail on findings.
+    let tmp = demo();
+    for format in ["text", "json"] {
+        let mut child = ctfix()
+            .current_dir(tmp.path())
+            .args(["--format", format, "demo"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before ctfix has written anything: every write meets a closed pipe.
+        drop(child.stdout.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{format}");
+    }
+}
