@@ -132,7 +132,8 @@ pub enum Choice {
 
 /// Asks the user about each change; a trait so the loop can be tested with scripted answers.
 pub trait Prompter {
-    /// Whether a person can answer (standard input and error are terminals).
+    /// Whether a person can see the changes and answer (standard input, output and error
+    /// are terminals).
     fn is_interactive(&self) -> bool;
     /// Asks `question` and waits for one key.
     fn choose(&mut self, question: &str) -> io::Result<Choice>;
@@ -144,7 +145,8 @@ pub struct TerminalPrompter;
 
 impl Prompter for TerminalPrompter {
     fn is_interactive(&self) -> bool {
-        io::stdin().is_terminal() && io::stderr().is_terminal()
+        // stdout too: the diffs go there, and nobody should approve a change they cannot see.
+        io::stdin().is_terminal() && io::stdout().is_terminal() && io::stderr().is_terminal()
     }
 
     fn choose(&mut self, question: &str) -> io::Result<Choice> {
@@ -273,10 +275,15 @@ pub fn run(
     // the report (so JSON and SARIF carry it too); the findings and diffs are still shown.
     let mut refusals = Vec::new();
     let interactive = !args.yes;
-    if interactive && (args.format != Format::Text || !prompter.is_interactive()) {
+    if interactive && args.format != Format::Text {
         refusals.push(FileError::new(
             &anchor,
-            "--apply without --yes needs a terminal to ask on; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
+            "--apply without --yes asks about each change, which --format json/sarif cannot; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
+        ));
+    } else if interactive && !prompter.is_interactive() {
+        refusals.push(FileError::new(
+            &anchor,
+            "--apply without --yes shows each change and asks about it, which needs a terminal on standard input, output and error; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
         ));
     }
     if let Some(path) = &args.pr_body {
@@ -330,10 +337,8 @@ pub fn run(
     if !refusals.is_empty() {
         report.errors.extend(refusals);
         report.sort();
-        let options = TextOptions {
-            applied: false,
-            ..text_options
-        };
+        // "Fixed 0 files", and each fix "not written": the user did ask for --apply.
+        let options = text_options;
         write_report(args, &report, options, out, err)?;
         return Ok(ExitStatus::Error);
     }
@@ -440,10 +445,9 @@ fn ask_each_module(
         writeln!(out)?;
         let files: Vec<String> = changes.iter().map(|c| display_path(&c.path)).collect();
         writeln!(out, "[{}/{total}] {}", i + 1, files.join(", "))?;
-        if options.diff {
-            for change in &changes {
-                write_change_diff(change, out)?;
-            }
+        // The question is about this diff: shown even with --no-diff.
+        for change in &changes {
+            write_change_diff(change, out)?;
         }
         out.flush()?;
         let question = format!(

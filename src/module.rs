@@ -71,6 +71,12 @@ impl Module {
                                 errors.push(error);
                             }
                         }
+                        // Gone since the walk: it declares nothing any more.
+                        Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => {
+                            if is_target {
+                                errors.push(error);
+                            }
+                        }
                         Err(_) => {
                             unreadable.push(path.clone());
                             errors.push(error);

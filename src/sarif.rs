@@ -73,11 +73,42 @@ pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 "rules": [rule()],
             }},
             "columnKind": "unicodeCodePoints",
+            "invocations": [invocation(report)],
             "results": results,
         }],
     });
     serde_json::to_writer_pretty(&mut *out, &log)?;
     writeln!(out)
+}
+
+/// The run itself: whether it went without errors, and each error (a file that does not
+/// parse, a refusal) as a notification, so a dashboard shows what ctfix could not check.
+fn invocation(report: &Report) -> Value {
+    let notifications: Vec<Value> = report
+        .errors
+        .iter()
+        .map(|error| {
+            let mut region = json!({});
+            if let (Some(line), Some(column)) = (error.line, error.column) {
+                region = json!({ "startLine": line, "startColumn": column });
+            }
+            let mut location = json!({
+                "physicalLocation": { "artifactLocation": { "uri": display_path(&error.path) } }
+            });
+            if region != json!({}) {
+                location["physicalLocation"]["region"] = region;
+            }
+            json!({
+                "level": "error",
+                "message": { "text": error.message.lines().next().unwrap_or_default() },
+                "locations": [location],
+            })
+        })
+        .collect();
+    json!({
+        "executionSuccessful": report.errors.is_empty(),
+        "toolExecutionNotifications": notifications,
+    })
 }
 
 fn rule() -> Value {

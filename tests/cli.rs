@@ -76,8 +76,22 @@ fn apply_without_yes_and_without_terminal_refuses() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "--apply without --yes needs a terminal",
-        ));
+            "which needs a terminal on standard input, output and error",
+        ))
+        .stdout(predicate::str::contains("Fixed 0 files."));
+    assert_eq!(snapshot(tmp.path()), before);
+    // With JSON output the reason is the format, and the JSON still comes.
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--apply", "--format", "json", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(json["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("which --format json/sarif cannot"));
     assert_eq!(snapshot(tmp.path()), before);
 }
 
@@ -543,6 +557,7 @@ fn sarif_results_carry_fixes_that_rebuild_what_apply_writes() {
     // The compliant trail is not a result; the three noncompliant ones are errors.
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r["level"] == "error"));
+    assert_eq!(run["invocations"][0]["executionSuccessful"], true);
     assert_eq!(
         results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "demo/live/prod/cloudtrail.tf"
@@ -790,4 +805,38 @@ fn a_closed_output_pipe_keeps_the_exit_status() {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(1), "{format}");
     }
+}
+
+#[test]
+fn sarif_reports_files_ctfix_could_not_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("broken.tf"),
+        "resource \"aws_cloudtrail\" \"t\" {\n  name = \n}\n",
+    )
+    .unwrap();
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--format", "sarif", "broken.tf", "missing.tf"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let sarif: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let invocation = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], false);
+    let notes = invocation["toolExecutionNotifications"].as_array().unwrap();
+    let uris: Vec<&str> = notes
+        .iter()
+        .map(|n| {
+            n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(uris, ["broken.tf", "missing.tf"]);
+    assert_eq!(
+        notes[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    assert!(notes.iter().all(|n| n["level"] == "error"));
 }
