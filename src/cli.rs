@@ -153,13 +153,20 @@ impl Prompter for TerminalPrompter {
         use console::Key;
         let term = console::Term::stderr();
         term.write_str(&format!("{question} [y]es [n]o [a]ll [q]uit "))?;
+        let mut hinted = false;
         loop {
             let (choice, word) = match term.read_key()? {
                 Key::Char('y' | 'Y') => (Choice::Yes, "yes"),
                 Key::Char('n' | 'N') => (Choice::No, "no"),
                 Key::Char('a' | 'A') => (Choice::All, "all"),
                 Key::Char('q' | 'Q') | Key::Escape | Key::CtrlC => (Choice::Quit, "quit"),
-                _ => continue,
+                _ => {
+                    if !hinted {
+                        term.write_str("(one key: y, n, a, or q/Esc) ")?;
+                        hinted = true;
+                    }
+                    continue;
+                }
             };
             term.write_line(word)?;
             return Ok(choice);

@@ -519,7 +519,7 @@ fn interactive_apply_through_a_real_terminal() {
     let output = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "(sleep 1; printf a) | timeout 60 script -qefc '{command}' /dev/null"
+            "(sleep 1; printf xa) | timeout 60 script -qefc '{command}' /dev/null"
         ))
         .output()
         .unwrap();
@@ -528,6 +528,10 @@ fn interactive_apply_through_a_real_terminal() {
         text.contains("[1/3] ")
             && text.contains("Write this change to 1 file? [y]es [n]o [a]ll [q]uit"),
         "{text}"
+    );
+    assert!(
+        text.contains("(one key: y, n, a, or q/Esc)"),
+        "a stray key gets a hint: {text}"
     );
     assert!(text.contains("Fixed 3 files."), "{text}");
     assert!(
