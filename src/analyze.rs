@@ -95,6 +95,15 @@ pub enum Remedy {
     /// Generate a key, but as an unsafe fix: the value it replaces came from a variable, so
     /// the fix discards what a caller may pass.
     GenerateKeyUnsafe,
+    /// Generate a key, but as an unsafe fix: `kms_key_id` names a key through an alias that
+    /// is not AWS-managed (a literal, or a `data "aws_kms_alias"`). The alias may name an
+    /// organization's central or shared key that log readers depend on; replacing it would
+    /// move new logs off that key.
+    ReplaceAlias {
+        /// How `kms_key_id` names the alias: the literal (`"alias/my-cmk"`) or the reference
+        /// (`data.aws_kms_alias.central.arn`).
+        alias: String,
+    },
     /// The key is disabled: show how to enable it.
     EnableKey {
         /// The key.
@@ -448,7 +457,13 @@ fn classify(
         Value::AliasArn(what) => Verdict::noncompliant(
             "alias-arn",
             format!("kms_key_id is an alias ARN ({what}){via}, not a key ARN"),
-            Remedy::GenerateKey,
+            // An alias this module declares is its own (the key it targets is handled like
+            // any other key of the module); one looked up by a data source may be shared.
+            if what.starts_with("data.") {
+                Remedy::ReplaceAlias { alias: what.clone() }
+            } else {
+                Remedy::GenerateKey
+            },
         ),
         Value::KeyAttribute { label, attribute } => classify_key_reference(module, resolver, trail, expr, label, attribute, &via),
         Value::External(what) => Verdict::new(
@@ -465,10 +480,15 @@ fn classify(
                 verdict.remedy = Remedy::None;
                 verdict
             } else if verdicts.iter().all(|v| v.status == Status::Noncompliant) {
+                // An outcome that names a possibly shared key keeps the fix unsafe.
+                let remedy = verdicts
+                    .iter()
+                    .find(|v| matches!(v.remedy, Remedy::ReplaceAlias { .. }))
+                    .map_or(Remedy::GenerateKey, |v| v.remedy.clone());
                 Verdict::noncompliant(
                     first.reason,
                     format!("kms_key_id is noncompliant whichever way its condition goes{via}: {}", first.message),
-                    Remedy::GenerateKey,
+                    remedy,
                 )
             } else {
                 Verdict::unknown(
@@ -484,7 +504,15 @@ fn classify(
             } else {
                 "unresolved"
             };
-            Verdict::unknown(reason, format!("kms_key_id depends on {why}{via}"))
+            // The reason already names a variable without a default: not again as provenance.
+            let named_in_why = |step: &Step| match step {
+                Step::Variable { name, source: VariableSource::NoDefault } => {
+                    why.starts_with(&format!("var.{name},"))
+                }
+                _ => false,
+            };
+            let shown: Vec<Step> = steps.iter().filter(|s| !named_in_why(s)).cloned().collect();
+            Verdict::unknown(reason, format!("kms_key_id depends on {why}{}", provenance(&shown)))
         }
         Value::Bool(_) | Value::Number(_) | Value::List(_) | Value::Object(_) => Verdict::noncompliant(
             "not-a-key-arn",
@@ -508,7 +536,11 @@ fn classify_string(s: &str, via: &str) -> Verdict {
         } else {
             "alias-name"
         };
-        Verdict::noncompliant(reason, format!("kms_key_id is the alias {shown:?}{via}, not a key ARN (the provider and the control want a key ARN)"), Remedy::GenerateKey)
+        Verdict::noncompliant(
+            reason,
+            format!("kms_key_id is the alias {shown:?}{via}, not a key ARN (the provider and the control want a key ARN)"),
+            Remedy::ReplaceAlias { alias: format!("{shown:?}") },
+        )
     } else if is_key_arn(s) {
         Verdict::new(
             Status::Compliant,

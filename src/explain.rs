@@ -34,9 +34,11 @@ WHAT CTFIX WRITES
   kms_key_id = aws_kms_key.<trail>_cloudtrail.arn, and that key right after the trail:
   rotation on, a 30-day deletion window, and a policy that lets the account administer the
   key, lets CloudTrail encrypt for this account's trails (encryption-context condition) and
-  only for this trail (aws:SourceArn), lets CloudTrail describe the key, and lets principals
-  of the account decrypt the log files. The trail's ARN is built from its name, so there is
-  no dependency cycle. The key copies the trail's provider, count and for_each.
+  only for this trail (aws:SourceArn), and lets CloudTrail describe the key. The policy lets
+  nobody decrypt by itself: its account statement delegates to IAM, so whoever reads the
+  logs (SIEM, Athena, auditors) needs an IAM policy granting kms:Decrypt on the key. The
+  trail's ARN is built from its name, so there is no dependency cycle. The key copies the
+  trail's provider, count and for_each.
 
 AUDIT EVIDENCE
   `aws cloudtrail describe-trails` shows KmsKeyId set to the key's ARN on every trail;
@@ -66,5 +68,19 @@ mod tests {
         ] {
             assert!(super::CONTROL.contains(id), "{id}");
         }
+    }
+
+    #[test]
+    fn says_readers_need_iam_for_decrypt() {
+        let writes = super::CONTROL
+            .split("WHAT CTFIX WRITES")
+            .nth(1)
+            .and_then(|rest| rest.split("AUDIT EVIDENCE").next())
+            .unwrap();
+        assert!(
+            writes.contains("IAM policy granting kms:Decrypt"),
+            "{writes}"
+        );
+        assert!(!writes.contains("principals"), "{writes}");
     }
 }

@@ -46,6 +46,8 @@ enum KeyMode<'a> {
     Dedicated,
     /// The same, replacing a value a caller could set (so: unsafe).
     DedicatedUnsafe,
+    /// The same, replacing an alias that may name a shared key (so: unsafe, with a note).
+    ReplaceAlias(&'a str),
     /// The key exists only when this expression (the trail's current `kms_key_id`, known at
     /// plan time) is null or empty; otherwise the trail keeps using the expression.
     Fallback(&'a str),
@@ -68,6 +70,9 @@ impl<'m> FixPlanner<'m> {
             Remedy::None => return None,
             Remedy::GenerateKey => self.generate_key(trail, KeyMode::Dedicated),
             Remedy::GenerateKeyUnsafe => self.generate_key(trail, KeyMode::DedicatedUnsafe),
+            Remedy::ReplaceAlias { alias } => {
+                self.generate_key(trail, KeyMode::ReplaceAlias(alias))
+            }
             Remedy::VariableFallback { expression } => {
                 self.generate_key(trail, KeyMode::Fallback(expression))
             }
@@ -101,7 +106,9 @@ impl<'m> FixPlanner<'m> {
         let key_label = self.claim_label("resource", "aws_kms_key", &key_label_base(&trail.label));
         let fix_applicability = match mode {
             KeyMode::Dedicated => Applicability::Safe,
-            KeyMode::DedicatedUnsafe | KeyMode::Fallback(_) => Applicability::Unsafe,
+            KeyMode::DedicatedUnsafe | KeyMode::ReplaceAlias(_) | KeyMode::Fallback(_) => {
+                Applicability::Unsafe
+            }
         };
         let mut new_blocks = Vec::new();
         let partition = self.data_source(
@@ -122,7 +129,7 @@ impl<'m> FixPlanner<'m> {
             meta_arguments.push(("provider", provider.clone()));
         }
         let (reference, applicability) = match mode {
-            KeyMode::Dedicated | KeyMode::DedicatedUnsafe => {
+            KeyMode::Dedicated | KeyMode::DedicatedUnsafe | KeyMode::ReplaceAlias(_) => {
                 if let Some(meta) = &trail.meta_argument {
                     meta_arguments.push((meta.name(), meta.expression().to_owned()));
                 }
@@ -187,8 +194,11 @@ impl<'m> FixPlanner<'m> {
                 "the key's count reads {expression}: a caller that passes a key created in the same apply (known only after apply) then gets \"Invalid count argument\"; such callers must pass a key ARN known at plan time"
             ));
         }
+        if let KeyMode::ReplaceAlias(alias) = mode {
+            note = Some(alias_note(alias));
+        }
         if is_organization_trail(module, trail) {
-            let reader_note = "an organization trail usually delivers to a bucket in a log-archive account: the new key lets principals of this account decrypt, so grant that account's log readers kms:Decrypt in the key policy";
+            let reader_note = "an organization trail usually delivers to a bucket in a log-archive account: grant that account's log readers kms:Decrypt in the key policy, which grants no reader by itself. If a delegated administrator account creates the trail, the trail belongs to the management account, so the account in the generated aws:SourceArn and encryption-context conditions (read from aws_caller_identity) must be the management account's";
             note = Some(match note {
                 Some(first) => format!("{first}; {reader_note}"),
                 None => reader_note.to_owned(),
@@ -634,6 +644,29 @@ fn indent_lines(text: &str, indent: &str, newline: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(newline)
+}
+
+/// The note of a fix that replaces an alias: what the alias may stand for, and the better fix.
+fn alias_note(alias: &str) -> String {
+    let (alias, better) = match alias
+        .strip_prefix("data.aws_kms_alias.")
+        .and_then(|rest| rest.strip_suffix(".arn"))
+    {
+        Some(label) => (
+            format!("the alias data.aws_kms_alias.{label} looks up"),
+            format!("its key's ARN, data.aws_kms_alias.{label}.target_key_arn"),
+        ),
+        None => (
+            format!("the alias {alias}"),
+            format!(
+                "that key's ARN (`aws kms describe-key --key-id {}` shows it)",
+                alias.trim_matches('"')
+            ),
+        ),
+    };
+    format!(
+        "{alias} may name a central or shared key (an organization's log key) that log readers depend on, and the generated key would move new logs off it: prefer pointing kms_key_id at {better}"
+    )
 }
 
 /// Whether the trail sets `is_organization_trail` to true (under the module's defaults).

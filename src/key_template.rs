@@ -250,6 +250,21 @@ mod tests {
     }
 
     #[test]
+    fn policy_is_administration_and_cloudtrail_only() {
+        let text = render_key(&params(&TrailName::Quoted("org".into()), &[]));
+        let sids: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("Sid       = \""))
+            .map(|rest| rest.trim_end_matches('"'))
+            .collect();
+        assert_eq!(sids, [ADMIN_SID, CLOUDTRAIL_SIDS[0], CLOUDTRAIL_SIDS[1]]);
+        // No reader is granted by the key policy: readers get kms:Decrypt through IAM.
+        for absent in ["kms:Decrypt", "AWS = \"*\"", "kms:CallerAccount"] {
+            assert!(!text.contains(absent), "{absent} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn meta_arguments_are_aligned_and_separated() {
         let name = TrailName::Quoted("org".into());
         let meta = [

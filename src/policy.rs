@@ -15,7 +15,10 @@
 //! - `Principal` / `NotPrincipal`: `"*"` and `{"AWS": "*"}` (every principal, service
 //!   principals included, as IAM documents them to be equivalent); `{"AWS": ...}` entries that
 //!   are an ARN (matched exactly), a 12-digit account id, or `arn:<partition>:iam::<account>:root`
-//!   (any principal of that account); `{"Service": ...}` (compared without regard to case).
+//!   (any principal of that account, whose IAM policies are assumed to grant what the key
+//!   policy delegates; [`evaluate_key_policy_alone`] reads them as the account root alone, for
+//!   what the key policy grants by itself); `{"Service": ...}` (compared without regard to
+//!   case).
 //! - `Resource` / `NotResource`: a key policy is only ever evaluated for its own key, so an
 //!   entry names the key when it is `*` or a KMS key ARN pattern (`arn:*:kms:*:*:key/*` and
 //!   anything narrower).
@@ -95,8 +98,47 @@ pub enum Conditions {
 /// The service principal of CloudTrail.
 pub const CLOUDTRAIL_SERVICE: &str = "cloudtrail.amazonaws.com";
 
+/// How an `AWS` principal entry that names an account (`arn:<partition>:iam::<account>:root`
+/// or the 12-digit id) is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccountEntries {
+    /// It names every principal of the account: the policy is judged on the assumption that
+    /// the account's IAM policies grant what it delegates (what [`evaluate`] does).
+    EveryPrincipal,
+    /// It names the account root alone: what the key policy grants by itself, with no IAM
+    /// policy in the account granting anything (what [`evaluate_key_policy_alone`] does).
+    RootOnly,
+}
+
 /// Evaluates `policy` (a policy document, or a JSON string holding one) for `request`.
+///
+/// An entry naming the account (`arn:<partition>:iam::<account>:root`, or the account id)
+/// counts for every principal of the account: the key policy delegates to IAM, and the
+/// account's IAM policies are assumed to grant what it delegates. See
+/// [`evaluate_key_policy_alone`] for what the key policy grants by itself.
 pub fn evaluate(policy: &Value, request: &Request, conditions: Conditions) -> Decision {
+    evaluate_as(policy, request, conditions, AccountEntries::EveryPrincipal)
+}
+
+/// Evaluates `policy` for `request` as if no IAM policy of the account granted anything: an
+/// entry naming the account (its root ARN or id) only lets the account's IAM policies grant
+/// access, so here it names the account root alone. This is what the key policy grants by
+/// itself: a statement with `Principal = { AWS = "*" }` or the request principal's own ARN
+/// still applies.
+pub fn evaluate_key_policy_alone(
+    policy: &Value,
+    request: &Request,
+    conditions: Conditions,
+) -> Decision {
+    evaluate_as(policy, request, conditions, AccountEntries::RootOnly)
+}
+
+fn evaluate_as(
+    policy: &Value,
+    request: &Request,
+    conditions: Conditions,
+    accounts: AccountEntries,
+) -> Decision {
     let parsed;
     let policy = match policy {
         Value::String(text) => match serde_json::from_str::<Value>(text) {
@@ -116,11 +158,12 @@ pub fn evaluate(policy: &Value, request: &Request, conditions: Conditions) -> De
     let mut allowed = false;
     for statement in statements {
         match statement.get("Effect").and_then(Value::as_str) {
-            Some("Deny") if applies(statement, request, conditions, Effect::Deny) => {
+            Some("Deny") if applies(statement, request, conditions, accounts, Effect::Deny) => {
                 return Decision::ExplicitlyDenied;
             }
             Some("Allow") => {
-                allowed = allowed || applies(statement, request, conditions, Effect::Allow);
+                allowed =
+                    allowed || applies(statement, request, conditions, accounts, Effect::Allow);
             }
             _ => {}
         }
@@ -264,7 +307,13 @@ impl Match {
 
 /// Whether a statement applies to the request. An unreadable element never lets an `Allow`
 /// apply and, when conditions are evaluated, always lets a `Deny` apply.
-fn applies(statement: &Value, request: &Request, conditions: Conditions, effect: Effect) -> bool {
+fn applies(
+    statement: &Value,
+    request: &Request,
+    conditions: Conditions,
+    accounts: AccountEntries,
+    effect: Effect,
+) -> bool {
     let condition = statement.get("Condition");
     let has_conditions = match condition {
         None | Some(Value::Null) => false,
@@ -279,7 +328,7 @@ fn applies(statement: &Value, request: &Request, conditions: Conditions, effect:
             condition.map_or(Match::Yes, |c| conditions_match(c, request.context))
         }
     };
-    let matched = principal_match(statement, &request.principal)
+    let matched = principal_match(statement, &request.principal, accounts)
         .and(action_match(statement, request.action))
         .and(resource_match(statement))
         .and(condition_match);
@@ -350,14 +399,14 @@ fn names_this_key(pattern: &str) -> bool {
     glob(service, "kms", true) && (resource.starts_with("key/") || glob(resource, "key/", false))
 }
 
-fn principal_match(statement: &Value, principal: &Principal) -> Match {
+fn principal_match(statement: &Value, principal: &Principal, accounts: AccountEntries) -> Match {
     positive_or_negated(statement, "Principal", "NotPrincipal", |value| {
-        principal_entry_match(value, principal)
+        principal_entry_match(value, principal, accounts)
     })
 }
 
 /// Whether a `Principal` element's value names the request's principal.
-fn principal_entry_match(value: &Value, principal: &Principal) -> Match {
+fn principal_entry_match(value: &Value, principal: &Principal, accounts: AccountEntries) -> Match {
     let map = match value {
         Value::String(text) if text == "*" => return Match::Yes,
         Value::Object(map) => map,
@@ -368,7 +417,7 @@ fn principal_entry_match(value: &Value, principal: &Principal) -> Match {
             return Match::Unknown;
         };
         Match::from_bool(entries.iter().any(|entry| match kind.as_str() {
-            "AWS" => aws_entry_names(entry, principal),
+            "AWS" => aws_entry_names(entry, principal, accounts),
             "Service" => {
                 *entry == "*"
                     || matches!(principal, Principal::Service(name) if name.eq_ignore_ascii_case(entry))
@@ -378,24 +427,39 @@ fn principal_entry_match(value: &Value, principal: &Principal) -> Match {
     }))
 }
 
-/// Whether an `AWS` principal entry names `principal`: `*`, the account id, the account's
-/// root ARN (any principal of the account) or the principal's own ARN.
-fn aws_entry_names(entry: &str, principal: &Principal) -> bool {
+/// Whether an `AWS` principal entry names `principal`: `*`, the principal's own ARN, or the
+/// account id / the account's root ARN (any principal of the account, or with
+/// [`AccountEntries::RootOnly`] the account root alone).
+fn aws_entry_names(entry: &str, principal: &Principal, accounts: AccountEntries) -> bool {
     if entry == "*" {
         return true;
     }
     let Principal::Aws { arn, account } = principal else {
         return false;
     };
-    if entry == *arn || (is_account_id(entry) && entry == *account) {
+    if entry == *arn {
         return true;
     }
-    let parts: Vec<&str> = entry.splitn(6, ':').collect();
-    if let [head, partition, "iam", "", entry_account, "root"] = parts.as_slice() {
-        let same_partition = arn.split(':').nth(1).is_none_or(|own| own == *partition);
-        return *head == "arn" && entry_account == account && same_partition;
-    }
-    false
+    let names_account = if is_account_id(entry) {
+        entry == *account
+    } else {
+        let parts: Vec<&str> = entry.splitn(6, ':').collect();
+        match parts.as_slice() {
+            [head, partition, "iam", "", entry_account, "root"] => {
+                let same_partition = arn.split(':').nth(1).is_none_or(|own| own == *partition);
+                *head == "arn" && entry_account == account && same_partition
+            }
+            _ => false,
+        }
+    };
+    names_account
+        && match accounts {
+            AccountEntries::EveryPrincipal => true,
+            AccountEntries::RootOnly => {
+                let parts: Vec<&str> = arn.splitn(6, ':').collect();
+                matches!(parts.as_slice(), ["arn", _, "iam", "", own, "root"] if own == account)
+            }
+        }
 }
 
 fn is_account_id(text: &str) -> bool {
@@ -1518,24 +1582,96 @@ mod tests {
     }
 
     #[test]
-    fn generated_key_policy_lets_account_principals_decrypt_only_in_the_account() {
+    fn generated_key_policy_lets_no_reader_decrypt_by_itself() {
         use crate::key_template::TrailName;
         let policy = generated_policy(&TrailName::Quoted("org-trail".into()));
-        let decrypt = |account: &str| {
-            let context = ctx(&[
-                ("kms:CallerAccount", &[account]),
-                ("kms:EncryptionContext:aws:cloudtrail:arn", &[TRAIL]),
-            ]);
-            let arn = format!("arn:aws:iam::{account}:role/siem");
+        let request_as =
+            |arn: &str, account: &str, action: &str, f: &dyn Fn(&Request) -> Decision| {
+                let context = ctx(&[
+                    ("kms:CallerAccount", &[account]),
+                    ("kms:EncryptionContext:aws:cloudtrail:arn", &[TRAIL]),
+                ]);
+                f(&Request {
+                    principal: Principal::Aws { arn, account },
+                    action,
+                    context: &context,
+                })
+            };
+        let alone = |r: &Request| evaluate_key_policy_alone(&policy, r, Conditions::Evaluate);
+        let delegated = |r: &Request| evaluate(&policy, r, Conditions::Evaluate);
+        let siem = "arn:aws:iam::123456789012:role/siem";
+        // No principal of the account may decrypt by the key policy alone ...
+        for action in ["kms:Decrypt", "kms:ReEncryptFrom"] {
+            assert_eq!(
+                request_as(siem, ACCOUNT, action, &alone),
+                Decision::NotAllowed,
+                "{action}"
+            );
+        }
+        // ... but an IAM policy of the account can grant it (the root statement delegates) ...
+        assert_eq!(
+            request_as(siem, ACCOUNT, "kms:Decrypt", &delegated),
+            Decision::Allowed
+        );
+        // ... and nothing lets another account in.
+        let foreign = "arn:aws:iam::210987654321:role/siem";
+        assert_eq!(
+            request_as(foreign, OTHER, "kms:Decrypt", &delegated),
+            Decision::NotAllowed
+        );
+        // The account root still administers the key by the key policy alone.
+        let root = "arn:aws:iam::123456789012:root";
+        for action in ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:Decrypt"] {
+            assert_eq!(
+                request_as(root, ACCOUNT, action, &alone),
+                Decision::Allowed,
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_policy_alone_reads_account_entries_as_the_root() {
+        let role = "arn:aws:iam::123456789012:role/reader";
+        let root = "arn:aws:iam::123456789012:root";
+        let allow = |principal: Value, condition: Value| {
+            json!({"Statement": {"Effect": "Allow", "Principal": principal,
+                "Action": "kms:Decrypt", "Resource": "*", "Condition": condition}})
+        };
+        let decide = |policy: &Value, arn: &str, account: &str| {
+            let context = ctx(&[("kms:CallerAccount", &[account])]);
             let request = Request {
-                principal: Principal::Aws { arn: &arn, account },
+                principal: Principal::Aws { arn, account },
                 action: "kms:Decrypt",
                 context: &context,
             };
-            evaluate(&policy, &request, Conditions::Evaluate)
+            (
+                evaluate(policy, &request, Conditions::Evaluate),
+                evaluate_key_policy_alone(policy, &request, Conditions::Evaluate),
+            )
         };
-        assert_eq!(decrypt(ACCOUNT), Decision::Allowed);
-        assert_eq!(decrypt(OTHER), Decision::NotAllowed);
+        use Decision::{Allowed, NotAllowed};
+        for entry in [json!({"AWS": root}), json!({"AWS": ACCOUNT})] {
+            let policy = allow(entry, json!({}));
+            assert_eq!(decide(&policy, role, ACCOUNT), (Allowed, NotAllowed));
+            assert_eq!(decide(&policy, root, ACCOUNT), (Allowed, Allowed));
+        }
+        // What ctfix used to generate: every principal of the account, by the policy alone.
+        let everyone = allow(
+            json!({"AWS": "*"}),
+            json!({"StringEquals": {"kms:CallerAccount": ACCOUNT}}),
+        );
+        assert_eq!(decide(&everyone, role, ACCOUNT), (Allowed, Allowed));
+        assert_eq!(
+            decide(&everyone, "arn:aws:iam::210987654321:role/reader", OTHER),
+            (NotAllowed, NotAllowed)
+        );
+        // A principal named by its own ARN is granted by the policy alone.
+        let named = allow(json!({"AWS": role}), json!({}));
+        assert_eq!(decide(&named, role, ACCOUNT), (Allowed, Allowed));
+        // Another account's root names none of this account's principals.
+        let other_root = allow(json!({"AWS": "arn:aws:iam::210987654321:root"}), json!({}));
+        assert_eq!(decide(&other_root, root, ACCOUNT), (NotAllowed, NotAllowed));
     }
 
     #[test]

@@ -131,6 +131,16 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
                 cell(&todo),
             );
         }
+        let notes: Vec<(&Finding, &str)> = remaining
+            .iter()
+            .filter_map(|f| Some((*f, f.fix.as_ref()?.note.as_deref()?)))
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(body, "\nNotes on what to do:\n");
+            for (finding, note) in notes {
+                let _ = writeln!(body, "- `{}`: {}", finding.resource, note.trim());
+            }
+        }
     }
 
     if !report.errors.is_empty() {
@@ -163,15 +173,15 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
         let _ = writeln!(body, "\n## The new keys\n");
         let _ = writeln!(
             body,
-            "Each generated `aws_kms_key` has rotation on, a 30-day deletion window, and a policy that lets the account administer the key, lets `cloudtrail.amazonaws.com` call `kms:GenerateDataKey*` only for this trail (`aws:SourceArn`, encryption context of this account's trails) and `kms:DescribeKey`, and lets principals of this account decrypt the log files. The trail's ARN is built from its name, so there is no dependency cycle."
+            "Each generated `aws_kms_key` has rotation on, a 30-day deletion window, and a policy that lets the account administer the key, lets `cloudtrail.amazonaws.com` call `kms:GenerateDataKey*` only for this trail (`aws:SourceArn`, encryption context of this account's trails) and `kms:DescribeKey`. It lets nobody decrypt by itself: the account statement delegates to IAM, so reading the logs takes an IAM policy that grants `kms:Decrypt` on the key. The trail's ARN is built from its name, so there is no dependency cycle."
         );
     }
 
     let _ = writeln!(body, "\n## Before merging\n");
     for line in [
-        "`terraform plan` shows each fixed trail updated in place (`kms_key_id`) and, where a key is generated, one `aws_kms_key` to create (and the `aws_caller_identity` / `aws_partition` data sources to read) — nothing destroyed.",
+        "`terraform plan` shows each fixed trail updated in place (`kms_key_id`) and, where a key is generated, one `aws_kms_key` to create per fixed trail, or per instance for a trail with `count` / `for_each` (and the `aws_caller_identity` / `aws_partition` data sources to read) — nothing destroyed.",
         "Only log files delivered after the apply are encrypted with the key; earlier files keep their encryption.",
-        "Whoever reads these logs (SIEM, Athena, a log-archive account) needs `kms:Decrypt` on the key; the generated policy allows principals of this account only.",
+        "Whoever reads these logs (SIEM, Athena, auditors) needs `kms:Decrypt` on the key, granted through IAM: the generated key policy grants no reader by itself. Readers in another account (a log-archive account) also need a statement in the key policy.",
         "KMS keys are regional: the key is created in the trail's home region; a central bucket in another region or account needs matching key and bucket policies.",
         "Never schedule the key for deletion while its logs are kept: once the waiting period ends they cannot be read again.",
     ] {
@@ -256,6 +266,9 @@ mod tests {
             "pipes escaped: {body}"
         );
         assert!(body.contains("## The new keys"));
+        // The key policy grants no reader; readers need kms:Decrypt through IAM.
+        assert!(body.contains("grants no reader by itself"), "{body}");
+        assert!(!body.contains("principals of this account"), "{body}");
         assert!(!body.contains("## Errors"));
         let mut broken = report.clone();
         broken.errors.push(crate::model::FileError::at(
@@ -267,6 +280,15 @@ mod tests {
         let body = super::body(&broken, None);
         assert!(body.contains("## Errors"));
         assert!(body.contains("- `live/x.tf:3:7`: cannot parse HCL: oops\n"));
+        // A note on a fix left for a person reaches the body too.
+        let mut noted = report.clone();
+        if let Some(fix) = noted.findings[1].fix.as_mut() {
+            fix.note = Some("the alias may name a shared key".to_owned());
+        }
+        let with_note = super::body(&noted, None);
+        let left_at = with_note.find("## Trails left for a person").unwrap();
+        assert!(with_note[left_at..]
+            .contains("- `aws_cloudtrail.left`: the alias may name a shared key\n"));
         for id in ["CKV_AWS_35", "AWS-0015", "CloudTrail.2"] {
             assert!(body.contains(id), "{id}");
         }

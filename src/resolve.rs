@@ -416,7 +416,7 @@ impl<'m> Resolver<'m> {
                     source: VariableSource::NoDefault,
                 });
                 Value::Unknown(format!(
-                    "var.{name} has no default: the module's caller decides"
+                    "var.{name}, which has no default: the module's caller decides"
                 ))
             }
         }

@@ -3,9 +3,11 @@
 # it); everything else is written as it stands. This comment block is not copied.
 # Policy facts (AWS CloudTrail User Guide, "Configure AWS KMS key policies for CloudTrail"):
 # the account root administers the key; CloudTrail may GenerateDataKey* for trails of this
-# account, scoped to this trail by aws:SourceArn; CloudTrail may DescribeKey; principals of
-# this account may decrypt log files (keeps existing log readers working). The trail ARN is
-# built from the trail's name, never from aws_cloudtrail.<x>.arn, which would be a cycle.
+# account, scoped to this trail by aws:SourceArn; CloudTrail may DescribeKey. No statement
+# lets anyone decrypt: the root statement delegates to IAM, so a log reader needs an IAM
+# policy allowing kms:Decrypt on this key (the independent permission the control is about).
+# The trail ARN is built from the trail's name, never from aws_cloudtrail.<x>.arn, which
+# would be a cycle.
 # --- template ---
 resource "aws_kms_key" "KEY_LABEL" {
   # META_ARGUMENTS
@@ -44,21 +46,6 @@ resource "aws_kms_key" "KEY_LABEL" {
         Condition = {
           StringLike = {
             "aws:SourceArn" = "arn:${data.aws_partition.PARTITION_LABEL.partition}:cloudtrail:*:${data.aws_caller_identity.IDENTITY_LABEL.account_id}:trail/${TRAIL_NAME}"
-          }
-        }
-      },
-      {
-        Sid       = "AllowAccountToDecryptLogs"
-        Effect    = "Allow"
-        Principal = { AWS = "*" }
-        Action    = ["kms:Decrypt", "kms:ReEncryptFrom"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = {
-            "kms:CallerAccount" = data.aws_caller_identity.IDENTITY_LABEL.account_id
-          }
-          StringLike = {
-            "kms:EncryptionContext:aws:cloudtrail:arn" = "arn:${data.aws_partition.PARTITION_LABEL.partition}:cloudtrail:*:${data.aws_caller_identity.IDENTITY_LABEL.account_id}:trail/*"
           }
         }
       },

@@ -15,8 +15,9 @@
 //!    the configuration manages, in the trail's region, enabled, customer-managed, rotated;
 //!    the key's policy, evaluated with [`ctfix::policy`] for the trail's real ARN and
 //!    encryption context, lets `cloudtrail.amazonaws.com` `kms:GenerateDataKey*` and
-//!    `kms:DescribeKey`, lets the account administer the key, and does not let a trail of
-//!    another account use it;
+//!    `kms:DescribeKey`, lets the account administer the key, does not let a trail of
+//!    another account use it, and does not by itself let a principal of the account (a role
+//!    with no IAM policy for the key) `kms:Decrypt` the logs: readers need IAM;
 //! 5. `terraform plan -detailed-exitcode` must report no changes.
 //!
 //! Tools: `terraform` on `PATH`; the provider mirror (`CTFIX_TF_PLUGIN_MIRROR`, default
@@ -50,7 +51,10 @@ use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ctfix::policy::{account_can_administer_key, cloudtrail_can_use_key, Conditions};
+use ctfix::policy::{
+    account_can_administer_key, cloudtrail_can_use_key, evaluate_key_policy_alone, Conditions,
+    Decision, Principal, Request,
+};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::{json, Value};
 
@@ -829,6 +833,34 @@ fn check_trail(
         problems.push(format!(
             "the key policy lets a trail of another account ({foreign}) use the key:\n{pretty}"
         ));
+    }
+    // Reading the logs takes an IAM policy: the key policy alone lets no role of the account
+    // decrypt them (the account statement only delegates to IAM).
+    let reader = format!("arn:{partition}:iam::{ACCOUNT}:role/ctfix-any-reader");
+    let context: BTreeMap<String, Vec<String>> = [
+        ("aws:PrincipalArn", reader.as_str()),
+        ("aws:PrincipalAccount", ACCOUNT),
+        ("kms:CallerAccount", ACCOUNT),
+        ("kms:EncryptionContext:aws:cloudtrail:arn", arn),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), vec![value.to_owned()]))
+    .collect();
+    for action in ["kms:Decrypt", "kms:ReEncryptFrom"] {
+        let request = Request {
+            principal: Principal::Aws {
+                arn: &reader,
+                account: ACCOUNT,
+            },
+            action,
+            context: &context,
+        };
+        let decision = evaluate_key_policy_alone(&policy, &request, Conditions::Evaluate);
+        if decision == Decision::Allowed {
+            problems.push(format!(
+                "the key policy by itself lets any role of the account ({reader}) call {action} on the logs:\n{pretty}"
+            ));
+        }
     }
     if problems.is_empty() {
         Ok(())

@@ -16,6 +16,9 @@
 //! - `validate::<case>`: the fixed tree passes `terraform init` + `terraform validate` with the
 //!   AWS provider from the local mirror.
 //!
+//! `fmt` and `validate` apply the fix with the case's `args` too, so an unsafe fix that a case
+//! selects is the one formatted and validated.
+//!
 //! `CTFIX_BLESS=1` rewrites `expected*` and `findings` from the actual output (review the
 //! diff before committing).
 
@@ -163,6 +166,14 @@ fn run_json(args: &[String], extra: &[&str], root: &Path) -> (i32, serde_json::V
         )
     });
     (output.status.code().unwrap_or(-1), json)
+}
+
+/// `ctfix --apply --yes` with the case's own arguments (`--unsafe-fixes`), as the expected
+/// tree was made.
+fn apply(case: &Case, root: &Path) {
+    let mut args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    args.extend_from_slice(&["--apply", "--yes"]);
+    run_ctfix(&args, root);
 }
 
 fn check_fix(case: &Case) -> Result<(), Failed> {
@@ -326,7 +337,7 @@ fn check_fmt(case: &Case) -> Result<(), Failed> {
     let tmp = case.materialize();
     let root = tmp.path().join("module");
     let before = unformatted(&root)?;
-    run_ctfix(&["--apply", "--yes"], &root);
+    apply(case, &root);
     let after = unformatted(&root)?;
     let newly: Vec<_> = after.iter().filter(|f| !before.contains(f)).collect();
     if newly.is_empty() {
@@ -346,7 +357,7 @@ fn check_fmt(case: &Case) -> Result<(), Failed> {
 fn check_validate(case: &Case, mirror: &Path) -> Result<(), Failed> {
     let tmp = case.materialize();
     let root = tmp.path().join("module");
-    run_ctfix(&["--apply", "--yes"], &root);
+    apply(case, &root);
     let config = write_terraform_cli_config(tmp.path(), mirror);
     let init = terraform(&config, &root)
         .args(["init", "-backend=false", "-input=false", "-no-color"])
