@@ -95,16 +95,7 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
                 fix.applicability.as_str(),
             );
         }
-        let notes: Vec<(&Finding, &str)> = trails
-            .iter()
-            .filter_map(|f| Some((*f, f.fix.as_ref()?.note.as_deref()?)))
-            .collect();
-        if !notes.is_empty() {
-            let _ = writeln!(body, "\nNotes on these fixes:\n");
-            for (finding, note) in notes {
-                let _ = writeln!(body, "- `{}`: {}", finding.resource, note.trim());
-            }
-        }
+        write_notes(&mut body, "Notes on these fixes:", &trails);
     }
 
     if !remaining.is_empty() {
@@ -131,16 +122,7 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
                 cell(&todo),
             );
         }
-        let notes: Vec<(&Finding, &str)> = remaining
-            .iter()
-            .filter_map(|f| Some((*f, f.fix.as_ref()?.note.as_deref()?)))
-            .collect();
-        if !notes.is_empty() {
-            let _ = writeln!(body, "\nNotes on what to do:\n");
-            for (finding, note) in notes {
-                let _ = writeln!(body, "- `{}`: {}", finding.resource, note.trim());
-            }
-        }
+        write_notes(&mut body, "Notes on what to do:", &remaining);
     }
 
     if !report.errors.is_empty() {
@@ -201,6 +183,21 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
     body
 }
 
+/// The fixes' notes of `findings` as a list under `heading`, when any has one.
+fn write_notes(body: &mut String, heading: &str, findings: &[&Finding]) {
+    let notes: Vec<(&Finding, &str)> = findings
+        .iter()
+        .filter_map(|f| Some((*f, f.fix.as_ref()?.note.as_deref()?)))
+        .collect();
+    if notes.is_empty() {
+        return;
+    }
+    let _ = writeln!(body, "\n{heading}\n");
+    for (finding, note) in notes {
+        let _ = writeln!(body, "- `{}`: {}", finding.resource, note.trim());
+    }
+}
+
 /// A path as the pull request shows it: relative to the repository when it is inside it.
 fn shown_path(path: &Path, root: Option<&Path>) -> String {
     if let Some(root) = root {
@@ -246,15 +243,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn body_lists_fixed_and_left_trails() {
-        let report = Report {
+    /// One trail this run fixed, and one whose unsafe fix it left.
+    fn fixed_and_left() -> Report {
+        Report {
             findings: vec![
                 finding("aws_cloudtrail.fixed", true, Applicability::Safe),
                 finding("aws_cloudtrail.left", false, Applicability::Unsafe),
             ],
             ..Report::default()
-        };
+        }
+    }
+
+    #[test]
+    fn body_lists_fixed_and_left_trails() {
+        let report = fixed_and_left();
         let body = body(&report, None);
         let fixed_at = body.find("## Trails fixed").unwrap();
         let left_at = body.find("## Trails left for a person").unwrap();
@@ -296,13 +298,7 @@ mod tests {
 
     #[test]
     fn commit_message_names_each_fixed_trail() {
-        let report = Report {
-            findings: vec![
-                finding("aws_cloudtrail.fixed", true, Applicability::Safe),
-                finding("aws_cloudtrail.left", false, Applicability::Unsafe),
-            ],
-            ..Report::default()
-        };
+        let report = fixed_and_left();
         let message = commit_message(&report, None);
         assert!(message.starts_with(&format!("{TITLE}\n\n")));
         assert!(message.contains("- aws_cloudtrail.fixed in live/main.tf:"));
