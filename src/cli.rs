@@ -10,7 +10,8 @@ use clap::{Parser, ValueEnum};
 use crate::model::{Applicability, FileChange, FileError};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
-use crate::{apply, check, pull_request, vcs, ExitStatus, Settings};
+use crate::run::{module_of, AcceptAll, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions};
+use crate::{ExitStatus, Settings};
 
 /// Find AWS CloudTrail trails in Terraform that are not encrypted with a customer-managed KMS
 /// key (CKV_AWS_35 / AWS-0015 / CloudTrail.2) and fix them, format-preservingly.
@@ -229,8 +230,8 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
         .any(|error| error.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// Runs ctfix: check; with `--apply`, guard, confirm, write, commit and push; report.
-/// Returns the exit status; `Err` only when output itself fails.
+/// Runs ctfix: builds the run's options from the arguments, runs it ([`crate::run::run`]) and
+/// prints the outcome. Returns the exit status; `Err` only when output itself fails.
 pub fn run(
     args: &Args,
     out: &mut dyn Write,
@@ -241,15 +242,29 @@ pub fn run(
         out.write_all(crate::explain::CONTROL.as_bytes())?;
         return Ok(ExitStatus::Clean);
     }
-    let settings = Settings {
-        paths: args.paths.clone(),
-        min_applicability: if args.unsafe_fixes {
-            Applicability::Unsafe
-        } else {
-            Applicability::Safe
+    let options = RunOptions {
+        settings: Settings {
+            paths: args.paths.clone(),
+            min_applicability: if args.unsafe_fixes {
+                Applicability::Unsafe
+            } else {
+                Applicability::Safe
+            },
+        },
+        mode: match args.apply {
+            false => Mode::Check,
+            true => Mode::Apply(ApplyOptions {
+                allow_dirty: args.allow_dirty,
+                commit: (args.commit || args.branch.is_some()).then(|| CommitOptions {
+                    branch: args.branch.clone(),
+                    push: args
+                        .push
+                        .then(|| args.remote.clone().unwrap_or_else(|| "origin".to_owned())),
+                }),
+                pr_body: args.pr_body.clone(),
+            }),
         },
     };
-    let mut report = check(&settings);
     let text_options = TextOptions {
         diff: !args.no_diff,
         findings: true,
@@ -257,130 +272,47 @@ pub fn run(
         applied: args.apply,
         summary: true,
     };
-    let anchor = args
-        .paths
-        .first()
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("."));
-    if !args.apply || report.changes.is_empty() {
-        if let (true, true, Some(branch)) = (args.apply, args.push, &args.branch) {
-            // A rerun after a failed push finds nothing to write: push ctfix's commit.
-            let remote = args.remote.as_deref().unwrap_or("origin");
-            match vcs::resume_push(&anchor, branch, remote, pull_request::TITLE) {
-                Ok(committed) => report.committed = committed,
-                Err(error) => report.errors.push(FileError::new(
-                    &anchor,
-                    format!("the branch's commit was not pushed: {error}"),
-                )),
-            }
-        }
-        write_report(args, &report, text_options, out, err)?;
-        return Ok(ExitStatus::of(&report));
-    }
-
-    // Everything that can refuse is checked before the first write. A refusal is an error of
-    // the report (so JSON and SARIF carry it too); the findings and diffs are still shown.
-    let mut refusals = Vec::new();
-    let interactive = !args.yes;
-    if interactive && args.format != Format::Text {
-        refusals.push(FileError::new(
-            &anchor,
-            "--apply without --yes asks about each change, which --format json/sarif cannot; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
-        ));
-    } else if interactive && !prompter.is_interactive() {
-        refusals.push(FileError::new(
-            &anchor,
-            "--apply without --yes shows each change and asks about it, which needs a terminal on standard input, output and error; nothing was written. Review the diff (run without --apply), then run with --apply --yes",
-        ));
-    }
-    if let Some(path) = &args.pr_body {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
+    let outcome = if args.yes || !args.apply {
+        crate::run::run(&options, &mut AcceptAll)?
+    } else {
+        let mut reviewer = Interactive {
+            prompter,
+            format: args.format,
+            options: text_options,
+            out: &mut *out,
+            err: &mut *err,
+            shown_errors: Vec::new(),
         };
-        if !dir.is_dir() {
-            refusals.push(FileError::new(
-                path,
-                "cannot write the pull-request body here: the directory does not exist; nothing was written",
-            ));
+        let outcome = crate::run::run(&options, &mut reviewer)?;
+        if outcome.reviewed {
+            let shown_errors = reviewer.shown_errors;
+            let report = &outcome.report;
+            let skipped = report.changes.iter().filter(|c| !c.written).count();
+            if skipped > 0 {
+                writeln!(
+                    out,
+                    "Left {skipped} file{} unchanged.",
+                    if skipped == 1 { "" } else { "s" }
+                )?;
+            }
+            // The errors found while checking were shown with the findings; only new ones now.
+            for error in report.errors.iter().filter(|e| !shown_errors.contains(e)) {
+                write_error(error, err)?;
+            }
+            let after = TextOptions {
+                diff: false,
+                findings: false,
+                ..text_options
+            };
+            write_text(report, after, out, &mut io::sink())?;
+            say_body_written(args, outcome.pr_body.as_deref(), out)?;
+            return Ok(ExitStatus::of(report));
         }
-    }
-    let to_write: Vec<&Path> = report.changes.iter().map(|c| c.path.as_path()).collect();
-    let committing = args.commit || args.branch.is_some();
-    let push = args
-        .push
-        .then(|| args.remote.as_deref().unwrap_or("origin"));
-    let prepared = match committing {
-        true => match vcs::prepare_commit(&to_write, args.branch.as_deref(), push) {
-            Ok(prepared) => Some(prepared),
-            Err(error) => {
-                refusals.push(FileError::new(
-                    &anchor,
-                    format!("{error}; nothing was written"),
-                ));
-                None
-            }
-        },
-        false if args.allow_dirty => None,
-        false => match vcs::uncommitted(&to_write) {
-            Ok(dirty) => {
-                refusals.extend(dirty.into_iter().map(|path| {
-                    FileError::new(
-                        path,
-                        "has uncommitted changes, and ctfix would mix its edits into them: commit or stash them first, or pass --allow-dirty to write anyway; nothing was written",
-                    )
-                }));
-                None
-            }
-            Err(error) => {
-                refusals.push(FileError::new(
-                    &anchor,
-                    format!("{error}; nothing was written"),
-                ));
-                None
-            }
-        },
+        outcome
     };
-    if !refusals.is_empty() {
-        report.errors.extend(refusals);
-        report.sort();
-        // "Fixed 0 files", and each fix "not written": the user did ask for --apply.
-        let options = text_options;
-        write_report(args, &report, options, out, err)?;
-        return Ok(ExitStatus::Error);
-    }
-
-    if interactive {
-        let accepted = ask_each_module(&report, text_options, prompter, out, err)?;
-        let shown_errors = report.errors.clone();
-        apply(&mut report, |change| accepted.contains(&module_of(change)));
-        let after = TextOptions {
-            diff: false,
-            findings: false,
-            ..text_options
-        };
-        let skipped = report.changes.iter().filter(|c| !c.written).count();
-        if skipped > 0 {
-            writeln!(
-                out,
-                "Left {skipped} file{} unchanged.",
-                if skipped == 1 { "" } else { "s" }
-            )?;
-        }
-        let body = record(args, &mut report, prepared, &anchor);
-        // The errors found while checking were shown with the findings; only new ones now.
-        for error in report.errors.iter().filter(|e| !shown_errors.contains(e)) {
-            write_error(error, err)?;
-        }
-        write_text(&report, after, out, &mut io::sink())?;
-        say_body_written(args, body, out)?;
-        return Ok(ExitStatus::of(&report));
-    }
-    apply(&mut report, |_| true);
-    let body = record(args, &mut report, prepared, &anchor);
-    write_report(args, &report, text_options, out, err)?;
-    say_body_written(args, body, out)?;
-    Ok(ExitStatus::of(&report))
+    write_report(args, &outcome.report, text_options, out, err)?;
+    say_body_written(args, outcome.pr_body.as_deref(), out)?;
+    Ok(ExitStatus::of(&outcome.report))
 }
 
 /// Tells where the pull-request body went (text output, not quiet).
@@ -407,13 +339,38 @@ fn write_report(
     }
 }
 
-/// A change's module: its directory (a module's files all live in one).
-fn module_of(change: &FileChange) -> PathBuf {
-    change
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+/// The person at the terminal as the run's [`Reviewer`]: shows the findings, then each
+/// module's diff, and asks whether to write it.
+struct Interactive<'a> {
+    prompter: &'a mut dyn Prompter,
+    format: Format,
+    options: TextOptions,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    /// The errors shown with the findings (later ones are printed after the answers).
+    shown_errors: Vec<FileError>,
+}
+
+impl Reviewer for Interactive<'_> {
+    fn refusal(&self) -> Option<String> {
+        if self.format != Format::Text {
+            Some("--apply without --yes asks about each change, which --format json/sarif cannot; nothing was written. Review the diff (run without --apply), then run with --apply --yes".to_owned())
+        } else if !self.prompter.is_interactive() {
+            Some("--apply without --yes shows each change and asks about it, which needs a terminal on standard input, output and error; nothing was written. Review the diff (run without --apply), then run with --apply --yes".to_owned())
+        } else {
+            None
+        }
+    }
+
+    fn review(&mut self, report: &crate::Report) -> io::Result<Vec<bool>> {
+        self.shown_errors = report.errors.clone();
+        let accepted = ask_each_module(report, self.options, self.prompter, self.out, self.err)?;
+        Ok(report
+            .changes
+            .iter()
+            .map(|change| accepted.contains(&module_of(change)))
+            .collect())
+    }
 }
 
 /// Shows the findings, then each module's change (its diff) and asks whether to write it.
@@ -475,69 +432,4 @@ fn ask_each_module(
         }
     }
     Ok(accepted)
-}
-
-/// Commits, pushes and writes the pull-request body, as asked, once the files are written.
-/// A failure becomes an error of the report (about `anchor`, the path the user gave); the
-/// written files stay written. Returns where the body was written: only when a file was.
-fn record<'a>(
-    args: &'a Args,
-    report: &mut crate::Report,
-    prepared: Option<vcs::PreparedCommit>,
-    anchor: &Path,
-) -> Option<&'a Path> {
-    let written: Vec<&Path> = report
-        .changes
-        .iter()
-        .filter(|c| c.written)
-        .map(|c| c.path.as_path())
-        .collect();
-    if written.is_empty() {
-        // Every change declined or failed: nothing to commit or describe.
-        return None;
-    }
-    let failed = report
-        .changes
-        .iter()
-        .filter(|c| !c.written && report.errors.iter().any(|e| e.path == c.path))
-        .count();
-    let mut errors = Vec::new();
-    if let Some(prepared) = prepared {
-        if failed > 0 {
-            errors.push(format!(
-                "{failed} file{} could not be written, so nothing was committed; the written files stay as they are",
-                if failed == 1 { "" } else { "s" }
-            ));
-        } else {
-            let message = pull_request::commit_message(report, Some(prepared.root()));
-            match vcs::commit(&prepared, &written, &message) {
-                Ok(mut committed) => {
-                    if let Err(error) = vcs::push(&prepared, &mut committed) {
-                        errors.push(format!("the commit was made but not pushed: {error}"));
-                    }
-                    report.committed = Some(committed);
-                }
-                Err(error) => {
-                    errors.push(format!("the fixes were written but not committed: {error}"));
-                }
-            }
-        }
-    }
-    report.errors.extend(
-        errors
-            .into_iter()
-            .map(|message| FileError::new(anchor, message)),
-    );
-    let path = args.pr_body.as_deref()?;
-    let body = pull_request::body(report, report.committed.as_ref());
-    match std::fs::write(path, body) {
-        Ok(()) => Some(path),
-        Err(error) => {
-            report.errors.push(FileError::new(
-                path,
-                format!("cannot write the pull-request body: {error}"),
-            ));
-            None
-        }
-    }
 }

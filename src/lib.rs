@@ -5,8 +5,9 @@
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
 //! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
-//! planned. [`cli`] wires them to the
-//! command line; the binary only calls it.
+//! planned; [`run`] is one repository's whole run (check, refusals, review, writes, commit,
+//! push, body) as plain data in and out. [`cli`] wires it to the command line (arguments,
+//! prompts, printing); the binary only calls that.
 //!
 //! ## Limitations
 //! - Edits are spliced into the original text, so nothing outside them changes; the inserted
@@ -37,6 +38,7 @@ pub mod pull_request;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod run;
 pub mod sarif;
 pub mod suppress;
 pub mod tfjson;
