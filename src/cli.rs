@@ -407,13 +407,9 @@ fn write_report(
     }
 }
 
-/// A change's module: its directory (a module's files all live in one).
+/// A change's module: the one whose fixes planned it (written together, see [`apply`]).
 fn module_of(change: &FileChange) -> PathBuf {
-    change
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    change.module.clone()
 }
 
 /// Shows the findings, then each module's change (its diff) and asks whether to write it.
