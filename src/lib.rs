@@ -487,7 +487,7 @@ pub fn apply(report: &mut Report, mut accept: impl FnMut(&FileChange) -> bool) {
                 after: &changes[i].after,
             })
             .collect();
-        write::write_change_set(&files).map_err(|failure| explain_not_written(&files, failure))
+        write::write_change_set(&files).map_err(|failure| explain_not_written(&files, *failure))
     };
     let results: Vec<Result<(), Vec<FileError>>> = match rayon::ThreadPoolBuilder::new()
         .num_threads(WRITE_THREADS)

@@ -148,7 +148,7 @@ pub struct NotWritten {
 /// `CTFIX_TEST_FAIL_RENAME=N` makes the N-th rename of every change set fail;
 /// `CTFIX_TEST_PAUSE_AFTER_RENAME=FILE` makes a change set of several files create FILE after
 /// its first rename and wait (up to 30 s) for an interrupt.
-pub fn write_change_set(files: &[FileWrite<'_>]) -> Result<(), NotWritten> {
+pub fn write_change_set(files: &[FileWrite<'_>]) -> Result<(), Box<NotWritten>> {
     write_change_set_with(files, &mut |file, bytes| file.write_all(bytes))
 }
 
@@ -158,14 +158,16 @@ pub fn write_change_set(files: &[FileWrite<'_>]) -> Result<(), NotWritten> {
 pub fn write_change_set_with(
     files: &[FileWrite<'_>],
     write_temp: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
-) -> Result<(), NotWritten> {
+) -> Result<(), Box<NotWritten>> {
     let Some(first) = files.first() else {
         return Ok(());
     };
-    let fail = |cause: FileError| NotWritten {
-        cause,
-        restored: Vec::new(),
-        unrestored: Vec::new(),
+    let fail = |cause: FileError| {
+        Box::new(NotWritten {
+            cause,
+            restored: Vec::new(),
+            unrestored: Vec::new(),
+        })
     };
     let _in_flight = InFlight::enter(first.path).map_err(fail)?;
     // Look at every file before writing anything.
@@ -296,7 +298,7 @@ fn stage(
 
 /// Puts back the originals of the files already renamed (last first) after `cause` stopped
 /// a change set.
-fn restore(cause: FileError, renamed: Vec<(&Path, NamedTempFile)>) -> NotWritten {
+fn restore(cause: FileError, renamed: Vec<(&Path, NamedTempFile)>) -> Box<NotWritten> {
     let mut failure = NotWritten {
         cause,
         restored: Vec::new(),
@@ -322,6 +324,7 @@ fn restore(cause: FileError, renamed: Vec<(&Path, NamedTempFile)>) -> NotWritten
         }
     }
     failure.restored.reverse();
+    let failure = Box::new(failure);
     let mut dirs: Vec<&Path> = failure.restored.iter().map(|p| dir_of(p)).collect();
     dirs.sort();
     dirs.dedup();
@@ -581,5 +584,86 @@ mod tests {
         let error = write_atomically(&path, b"old", b"new").unwrap_err();
         assert!(error.message.contains("read-only"), "{}", error.message);
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_change_set_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        write_change_set(&files).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"A");
+        assert_eq!(std::fs::read(&b).unwrap(), b"B");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_change_set_with_a_file_changed_on_disk_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"edited").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        let failure = write_change_set(&files).unwrap_err();
+        assert_eq!(failure.cause.path, b);
+        assert!(failure.cause.message.contains("changed on disk"));
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"edited");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_temporary_file_of_the_last_file_leaves_the_first_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        let failure = write_change_set_with(&files, &mut |file, bytes| {
+            if bytes == b"B" {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            file.write_all(bytes)
+        })
+        .unwrap_err();
+        assert_eq!(failure.cause.path, b);
+        assert!(failure.restored.is_empty() && failure.unrestored.is_empty());
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }
