@@ -104,6 +104,13 @@ pub enum Remedy {
         /// (`data.aws_kms_alias.central.arn`).
         alias: String,
     },
+    /// Generate a key, but as an unsafe fix: `kms_key_id` refers to an `aws_kms_key` the
+    /// module does not declare, which is a typo or a file ctfix did not read; swapping in a
+    /// new key would hide that.
+    ReplaceUndeclaredKey {
+        /// The label `kms_key_id` names.
+        label: String,
+    },
     /// The key is disabled: show how to enable it.
     EnableKey {
         /// The key.
@@ -612,7 +619,9 @@ fn classify_key_reference(
         KeyVerdict::NotFound => Verdict::noncompliant(
             "key-not-found",
             format!("kms_key_id refers to aws_kms_key.{label}{via}, which this module does not declare"),
-            Remedy::GenerateKey,
+            Remedy::ReplaceUndeclaredKey {
+                label: label.to_owned(),
+            },
         ),
         KeyVerdict::Unreadable => Verdict::unknown(
             "key-unreadable",

@@ -48,6 +48,8 @@ enum KeyMode<'a> {
     DedicatedUnsafe,
     /// The same, replacing an alias that may name a shared key (so: unsafe, with a note).
     ReplaceAlias(&'a str),
+    /// The same, replacing a reference to an undeclared key (so: unsafe, with a note).
+    ReplaceUndeclared(&'a str),
     /// The key exists only when this expression (the trail's current `kms_key_id`, known at
     /// plan time) is null or empty; otherwise the trail keeps using the expression.
     Fallback(&'a str),
@@ -72,6 +74,9 @@ impl<'m> FixPlanner<'m> {
             Remedy::GenerateKeyUnsafe => self.generate_key(trail, KeyMode::DedicatedUnsafe),
             Remedy::ReplaceAlias { alias } => {
                 self.generate_key(trail, KeyMode::ReplaceAlias(alias))
+            }
+            Remedy::ReplaceUndeclaredKey { label } => {
+                self.generate_key(trail, KeyMode::ReplaceUndeclared(label))
             }
             Remedy::VariableFallback { expression } => {
                 self.generate_key(trail, KeyMode::Fallback(expression))
@@ -106,9 +111,10 @@ impl<'m> FixPlanner<'m> {
         let key_label = self.claim_label("resource", "aws_kms_key", &key_label_base(&trail.label));
         let fix_applicability = match mode {
             KeyMode::Dedicated => Applicability::Safe,
-            KeyMode::DedicatedUnsafe | KeyMode::ReplaceAlias(_) | KeyMode::Fallback(_) => {
-                Applicability::Unsafe
-            }
+            KeyMode::DedicatedUnsafe
+            | KeyMode::ReplaceAlias(_)
+            | KeyMode::ReplaceUndeclared(_)
+            | KeyMode::Fallback(_) => Applicability::Unsafe,
         };
         let mut new_blocks = Vec::new();
         let partition = self.data_source(
@@ -129,7 +135,10 @@ impl<'m> FixPlanner<'m> {
             meta_arguments.push(("provider", provider.clone()));
         }
         let (reference, applicability) = match mode {
-            KeyMode::Dedicated | KeyMode::DedicatedUnsafe | KeyMode::ReplaceAlias(_) => {
+            KeyMode::Dedicated
+            | KeyMode::DedicatedUnsafe
+            | KeyMode::ReplaceAlias(_)
+            | KeyMode::ReplaceUndeclared(_) => {
                 if let Some(meta) = &trail.meta_argument {
                     meta_arguments.push((meta.name(), meta.expression().to_owned()));
                 }
@@ -196,6 +205,9 @@ impl<'m> FixPlanner<'m> {
         }
         if let KeyMode::ReplaceAlias(alias) = mode {
             note = Some(alias_note(alias));
+        }
+        if let KeyMode::ReplaceUndeclared(label) = mode {
+            note = Some(undeclared_key_note(module, label));
         }
         if is_organization_trail(module, trail) {
             let reader_note = "an organization trail usually delivers to a bucket in a log-archive account: grant that account's log readers kms:Decrypt in the key policy, which grants no reader by itself. If a delegated administrator account creates the trail, the trail belongs to the management account, so the account in the generated aws:SourceArn and encryption-context conditions (read from aws_caller_identity) must be the management account's";
@@ -644,6 +656,41 @@ fn indent_lines(text: &str, indent: &str, newline: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(newline)
+}
+
+/// What to check before taking the fix for a trail whose `kms_key_id` names an undeclared
+/// `aws_kms_key.<label>`: the declared label it is probably a typo of, or that the key may
+/// live in a file ctfix did not read.
+fn undeclared_key_note(module: &Module, label: &str) -> String {
+    let declared: Vec<&str> = module
+        .declared
+        .iter()
+        .filter(|(kind, resource, _)| kind == "resource" && resource == "aws_kms_key")
+        .map(|(_, _, name)| name.as_str())
+        .collect();
+    // rustc's threshold for "did you mean": a third of the name's length.
+    let close = declared
+        .iter()
+        .map(|name| (strsim::damerau_levenshtein(label, name), *name))
+        .filter(|&(distance, _)| distance <= label.chars().count().max(3) / 3)
+        .min();
+    let instead = "this fix replaces the reference with a new key, which would hide that: fix the reference instead if so";
+    match (close, declared.as_slice()) {
+        (Some((_, name)), _) => format!(
+            "aws_kms_key.{label} is not declared in this module; did you mean aws_kms_key.{name}? {instead}"
+        ),
+        (None, []) => format!(
+            "this module declares no aws_kms_key at all: aws_kms_key.{label} may be declared in a file ctfix did not read (a file missing from the directory, or not passed on the command line); {instead}"
+        ),
+        (None, names) => format!(
+            "this module declares {} but no aws_kms_key.{label}: a typo, or a file ctfix did not read? {instead}",
+            names
+                .iter()
+                .map(|name| format!("aws_kms_key.{name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// The note of a fix that replaces an alias: what the alias may stand for, and the better fix.

@@ -266,6 +266,13 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             applied: false,
             note: fix.note.clone(),
             diff: None,
+            files: {
+                let mut files: Vec<std::path::PathBuf> =
+                    fix.edits.iter().map(|e| e.path.clone()).collect();
+                files.sort();
+                files.dedup();
+                files
+            },
         });
         if summary.as_ref().is_some_and(|s| s.selected) {
             fixed_addresses.insert(trail.address.clone());
@@ -326,7 +333,18 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
         }
     } else if !selected.is_empty() {
         match build_changes(&module, &selected, &fixed_addresses) {
-            Ok(changes) => report.changes = changes,
+            Ok(changes) => {
+                // A fix another one covers (no edits of its own) stands or falls with its
+                // module's change set.
+                for finding in &mut report.findings {
+                    if let Some(fix) = finding.fix.as_mut().filter(|fix| fix.selected) {
+                        if fix.files.is_empty() {
+                            fix.files = changes.iter().map(|c| c.path.clone()).collect();
+                        }
+                    }
+                }
+                report.changes = changes;
+            }
             Err(error) => {
                 for finding in &mut report.findings {
                     if let Some(fix) = finding.fix.as_mut().filter(|fix| fix.selected) {
@@ -435,52 +453,128 @@ fn build_changes(
                 before: before.bytes.clone(),
                 after: before.bytes_with_text(&fixed.files[i].source.text),
                 written: false,
+                module: module.dir.clone(),
             }
         })
         .collect())
 }
 
-/// Writes the report's changes (those `accept` agrees to) and marks what was written. A file
-/// that cannot be written gets an error; the others are still written.
+/// Writes the report's changes (those `accept` agrees to) and marks what was written.
+///
+/// The changes of one module (see [`FileChange::module`]) are written all or nothing
+/// ([`write::write_change_set`]): a module is written only when `accept` agrees to every one
+/// of its changes, and when one of its files cannot be written, none is (any already
+/// replaced get their original back), with an error naming the cause. Other modules are
+/// still written. A fix is marked applied when every file it needs was written.
 pub fn apply(report: &mut Report, mut accept: impl FnMut(&FileChange) -> bool) {
     use rayon::prelude::*;
     // Ask first (one at a time), then write: each write syncs the file and its directory,
     // so writes overlap on a pool sized for waiting on the disk, not for the CPU.
     let accepted: Vec<bool> = report.changes.iter().map(&mut accept).collect();
-    let write = |(change, accepted): (&FileChange, &bool)| {
-        accepted.then(|| write::write_atomically(&change.path, &change.before, &change.after))
+    let mut sets: BTreeMap<&std::path::Path, Vec<usize>> = BTreeMap::new();
+    for (i, change) in report.changes.iter().enumerate() {
+        sets.entry(change.module.as_path()).or_default().push(i);
+    }
+    let sets: Vec<Vec<usize>> = sets
+        .into_values()
+        .filter(|set| set.iter().all(|&i| accepted[i]))
+        .collect();
+    let changes = &report.changes;
+    let write = |set: &Vec<usize>| -> Result<(), Vec<FileError>> {
+        let files: Vec<write::FileWrite<'_>> = set
+            .iter()
+            .map(|&i| write::FileWrite {
+                path: &changes[i].path,
+                before: &changes[i].before,
+                after: &changes[i].after,
+            })
+            .collect();
+        write::write_change_set(&files).map_err(|failure| explain_not_written(&files, *failure))
     };
-    let results: Vec<Option<Result<(), FileError>>> = match rayon::ThreadPoolBuilder::new()
+    let results: Vec<Result<(), Vec<FileError>>> = match rayon::ThreadPoolBuilder::new()
         .num_threads(WRITE_THREADS)
         .build()
     {
-        Ok(pool) => pool.install(|| {
-            report
-                .changes
-                .par_iter()
-                .zip(&accepted)
-                .map(write)
-                .collect()
-        }),
-        Err(_) => report.changes.iter().zip(&accepted).map(write).collect(),
+        Ok(pool) => pool.install(|| sets.par_iter().map(write).collect()),
+        Err(_) => sets.iter().map(write).collect(),
     };
     let mut written_paths = BTreeSet::new();
-    for (change, result) in report.changes.iter_mut().zip(results) {
+    for (set, result) in sets.iter().zip(results) {
         match result {
-            Some(Ok(())) => {
-                change.written = true;
-                written_paths.insert(change.path.clone());
+            Ok(()) => {
+                for &i in set {
+                    report.changes[i].written = true;
+                    written_paths.insert(report.changes[i].path.clone());
+                }
             }
-            Some(Err(error)) => report.errors.push(error),
-            None => {}
+            Err(errors) => report.errors.extend(errors),
         }
     }
     for finding in &mut report.findings {
         if let Some(fix) = &mut finding.fix {
-            if fix.selected && written_paths.contains(&finding.path) {
+            if fix.selected
+                && !fix.files.is_empty()
+                && fix.files.iter().all(|path| written_paths.contains(path))
+            {
                 fix.applied = true;
             }
         }
     }
     report.sort();
+}
+
+/// The errors for a change set that was not written: the cause, saying that the set's other
+/// files were left as they were too, and any file whose original could not be put back.
+fn explain_not_written(
+    files: &[write::FileWrite<'_>],
+    failure: write::NotWritten,
+) -> Vec<FileError> {
+    let mut cause = failure.cause;
+    let list = |paths: &[&std::path::Path]| {
+        paths
+            .iter()
+            .map(|p| render::display_path(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let not_written: Vec<&std::path::Path> = files
+        .iter()
+        .map(|f| f.path)
+        .filter(|path| {
+            *path != cause.path
+                && !failure.restored.iter().any(|p| p == path)
+                && !failure.unrestored.iter().any(|e| e.path == *path)
+        })
+        .collect();
+    let restored: Vec<&std::path::Path> = failure.restored.iter().map(|p| p.as_path()).collect();
+    let mut parts = Vec::new();
+    if !not_written.is_empty() {
+        parts.push(format!("{} not written either", list(&not_written)));
+    }
+    if let [one] = restored.as_slice() {
+        parts.push(format!(
+            "{} was already replaced, and ctfix put its original back",
+            list(&[one])
+        ));
+    } else if !restored.is_empty() {
+        parts.push(format!(
+            "{} were already replaced, and ctfix put their originals back",
+            list(&restored)
+        ));
+    }
+    if !failure.unrestored.is_empty() {
+        cause.message.push_str(&format!(
+            "; the fixes of this module are written together or not at all, but ctfix could not put back what it had already written of {} (see {})",
+            list(&failure.unrestored.iter().map(|e| e.path.as_path()).collect::<Vec<_>>()),
+            if failure.unrestored.len() == 1 { "its error" } else { "their errors" }
+        ));
+    } else if !parts.is_empty() {
+        cause.message.push_str(&format!(
+            "; the fixes of this module are written together or not at all, so the module was left as it was ({})",
+            parts.join("; ")
+        ));
+    }
+    let mut errors = vec![cause];
+    errors.extend(failure.unrestored);
+    errors
 }

@@ -105,6 +105,10 @@ pub struct FixSummary {
     /// The diff of this fix alone, for fixes not part of the run's changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The files the fix needs written (those its edits change, or, for a fix another one
+    /// covers, those of its module's change set): it is applied when all of them were.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
 }
 
 /// A replacement of `range` (byte offsets into the file's text, after any BOM) with `text`.
@@ -143,6 +147,10 @@ pub struct FileChange {
     pub after: Vec<u8>,
     /// Whether this run wrote `after` to disk.
     pub written: bool,
+    /// The directory of the module whose fixes planned this change. The changes of one
+    /// module (its change set, which may include files of other directories) are written
+    /// together or not at all: they only make sense together.
+    pub module: PathBuf,
 }
 
 /// A problem with one file (or path). It is reported; the run goes on.

@@ -238,6 +238,7 @@ mod tests {
                 applied,
                 note: None,
                 diff: None,
+                files: Vec::new(),
             }),
             suppression: None,
         }

@@ -192,13 +192,10 @@ fn outcome(report: Report) -> RunOutcome {
     }
 }
 
-/// The directory of a change: its module (a module's files all live in one).
+/// A change's module: the one whose fixes planned it (its changes are written together, see
+/// [`apply`]).
 pub fn module_of(change: &FileChange) -> PathBuf {
-    change
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    change.module.clone()
 }
 
 /// Commits, pushes and writes the pull-request body, as asked, once the files are written.

@@ -220,6 +220,7 @@ mod tests {
             before: before.as_bytes().to_vec(),
             after: after.as_bytes().to_vec(),
             written: false,
+            module: "m".into(),
         };
         let sarif = artifact_change(&change);
         assert_eq!(sarif["artifactLocation"]["uri"], "m/main.tf");

@@ -47,6 +47,7 @@ pub fn check_json_file(
                 trail.name
             )),
             diff: None,
+            files: Vec::new(),
         });
         findings.push(Finding {
             rule: RULE_ID,

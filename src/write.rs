@@ -1,10 +1,13 @@
 //! Writing fixed files: atomically (a temporary file in the same directory, synced, then
 //! renamed over the original), with the original permissions and owner, and only if the file
-//! still holds what was read.
+//! still holds what was read; the files of one module's change set all or none
+//! ([`write_change_set`]).
 //!
 //! What a user can rely on, whatever happens during a write (a full disk, a read-only or
 //! immutable file or directory, a file edited or deleted meanwhile, Ctrl-C, a crash):
 //! - the file holds either exactly what ctfix read or exactly the fixed text, never a mix;
+//! - the files of a change set all hold the fix, or all hold what ctfix read (a crash or
+//!   `kill -9` between two renames is the exception: see the README);
 //! - a file that changed since ctfix read it is left alone (the edit made meanwhile is kept);
 //! - a deleted file is not recreated; a symbolic link is never written through, nor replaced;
 //! - the temporary file is removed unless the process is killed outright, in which case a
@@ -15,8 +18,11 @@
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use tempfile::NamedTempFile;
 
 use crate::model::FileError;
 
@@ -25,9 +31,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// How many writes are between their first step and their rename.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// Stops writing, for a Ctrl-C / SIGTERM handler: a write in progress backs out before its
-/// rename (its temporary file is removed, the original untouched) and every later write is
-/// refused with an error, so the run ends normally, reporting which files were written.
+/// Stops writing, for a Ctrl-C / SIGTERM handler: a change set in progress backs out (before
+/// its first rename, its temporary files are removed; after it, the files already renamed get
+/// their originals back) and every later one is refused with an error, so the run ends
+/// normally, reporting which files were written.
 ///
 /// Returns `true` when no write is in progress; the handler may then end the process at once
 /// without leaving anything behind (a write that starts afterwards sees the flag first).
@@ -91,16 +98,177 @@ pub fn write_atomically_with(
     after: &[u8],
     write_temp: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
 ) -> Result<(), FileError> {
+    write_change_set_with(
+        &[FileWrite {
+            path,
+            before,
+            after,
+        }],
+        write_temp,
+    )
+    .map_err(|failure| failure.cause)
+}
+
+/// One file of a change set: what ctfix read from `path` and what it is to hold.
+#[derive(Debug, Clone, Copy)]
+pub struct FileWrite<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// The bytes ctfix read (and planned from).
+    pub before: &'a [u8],
+    /// The bytes to write.
+    pub after: &'a [u8],
+}
+
+/// Why a change set was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotWritten {
+    /// What failed, on which file.
+    pub cause: FileError,
+    /// Files that had already been replaced when the failure came, and were put back: they
+    /// hold exactly what they held before, with the same permissions and owner.
+    pub restored: Vec<PathBuf>,
+    /// Files that hold the fix because putting the original back failed too; each error says
+    /// where the original is kept. Empty unless something else interfered (rare).
+    pub unrestored: Vec<FileError>,
+}
+
+/// Writes a change set — the files one module's fixes change, which only make sense together
+/// — all or nothing: whatever happens, either every file holds its new text, or every file
+/// holds exactly what ctfix read.
+///
+/// Everything that can be known beforehand is checked for every file before the first rename
+/// (each file is still what was read, writable, a single link; its directory takes a new
+/// file); then every new file is written and synced beside its target, and, for every file
+/// but the last, a copy of the original is too (so that restoring it needs no disk space);
+/// then the files are renamed into place. A failure or an interrupt ([`interrupt`]) after
+/// the first rename renames the saved originals back.
+///
+/// Test hooks (read from the environment, set only by ctfix's own tests):
+/// `CTFIX_TEST_FAIL_RENAME=N` makes the N-th rename of every change set fail;
+/// `CTFIX_TEST_PAUSE_AFTER_RENAME=FILE` makes a change set of several files create FILE after
+/// its first rename and wait (up to 30 s) for an interrupt.
+pub fn write_change_set(files: &[FileWrite<'_>]) -> Result<(), Box<NotWritten>> {
+    write_change_set_with(files, &mut |file, bytes| file.write_all(bytes))
+}
+
+/// [`write_change_set`] with the step that writes each temporary file supplied by the caller
+/// (the fault-injection seam of [`write_atomically_with`]).
+#[doc(hidden)]
+pub fn write_change_set_with(
+    files: &[FileWrite<'_>],
+    write_temp: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
+) -> Result<(), Box<NotWritten>> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    let fail = |cause: FileError| {
+        Box::new(NotWritten {
+            cause,
+            restored: Vec::new(),
+            unrestored: Vec::new(),
+        })
+    };
+    let _in_flight = InFlight::enter(first.path).map_err(fail)?;
+    // Look at every file before writing anything.
+    let mut originals = Vec::with_capacity(files.len());
+    for file in files {
+        let original = inspect(file.path).map_err(fail)?;
+        check_unchanged(file.path, &original, file.before).map_err(fail)?;
+        originals.push(original);
+    }
+    // Stage: the new texts, and copies of the originals to restore from.
+    let mut staged = Vec::with_capacity(files.len());
+    for (i, (file, original)) in files.iter().zip(&originals).enumerate() {
+        let temp = stage(file.path, original, file.after, write_temp).map_err(fail)?;
+        let backup = if i + 1 < files.len() {
+            let mut copy = |f: &mut File, bytes: &[u8]| f.write_all(bytes);
+            Some(
+                stage(file.path, original, file.before, &mut copy).map_err(|e| {
+                    fail(FileError::new(
+                        e.path,
+                        e.message.replace(
+                            "the temporary file",
+                            "a copy of the original to restore from",
+                        ),
+                    ))
+                })?,
+            )
+        } else {
+            None
+        };
+        staged.push((temp, backup));
+    }
+    // The last look before the renames: the window in which an edit could be lost is now only
+    // the renames themselves.
+    for (file, original) in files.iter().zip(&originals) {
+        let now = inspect(file.path).map_err(fail)?;
+        if !same_file(original, &now) {
+            return Err(fail(changed(file.path)));
+        }
+        check_unchanged(file.path, &now, file.before).map_err(fail)?;
+    }
+    check_interrupt(first.path).map_err(fail)?;
+
+    let mut renamed: Vec<(&Path, NamedTempFile)> = Vec::new();
+    let count = files.len();
+    for (i, (file, (temp, backup))) in files.iter().zip(staged).enumerate() {
+        let result = check_interrupt(file.path).and_then(|()| {
+            let injected = test_hooks().fail_rename.filter(|&n| n == i + 1).map(|n| {
+                io::Error::other(format!(
+                    "rename {n} of the change set failed (injected by CTFIX_TEST_FAIL_RENAME)"
+                ))
+            });
+            match injected {
+                Some(error) => Err(error),
+                None => temp.persist(file.path).map(drop).map_err(|e| e.error),
+            }
+            .map_err(|e| {
+                FileError::new(
+                    file.path,
+                    format!(
+                        "cannot replace the file: {e}{}; the file was left untouched",
+                        hint(&e, "is the file or its directory immutable (`lsattr`)?")
+                    ),
+                )
+            })
+        });
+        if let Err(cause) = result {
+            return Err(restore(cause, renamed));
+        }
+        if let Some(backup) = backup {
+            renamed.push((file.path, backup));
+        }
+        if i + 1 < count {
+            if let Some(marker) = &test_hooks().pause_after_rename {
+                pause_for_interrupt(marker);
+            }
+        }
+    }
+    // Make the renames durable; the data already is. Failing here changes nothing the user
+    // could act on, so it is not an error.
+    let mut dirs: Vec<&Path> = files.iter().map(|f| dir_of(f.path)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new hidden file beside `path`, synced and with `original`'s
+/// permissions and owner, ready to be renamed over `path`.
+fn stage(
+    path: &Path,
+    original: &Metadata,
+    bytes: &[u8],
+    write: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
+) -> Result<NamedTempFile, FileError> {
     let untouched =
         |what: String| FileError::new(path, format!("{what}; the file was left untouched"));
-    let _in_flight = InFlight::enter(path)?;
-    let original = inspect(path)?;
-    check_unchanged(path, &original, before)?;
-
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     let mut temp = tempfile::Builder::new()
         .prefix(".ctfix-")
         .suffix(".tmp")
@@ -112,7 +280,7 @@ pub fn write_atomically_with(
                 hint(&e, "make the directory writable")
             ))
         })?;
-    write_temp(temp.as_file_mut(), after)
+    write(temp.as_file_mut(), bytes)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(|e| {
             untouched(format!(
@@ -120,37 +288,88 @@ pub fn write_atomically_with(
                 hint(&e, "check the disk")
             ))
         })?;
-    keep_metadata(temp.as_file(), &original).map_err(|e| {
+    keep_metadata(temp.as_file(), original).map_err(|e| {
         untouched(format!(
             "cannot give the new file the original's permissions and owner: {e}"
         ))
     })?;
+    Ok(temp)
+}
 
-    // The last look before the rename: the window in which an edit could be lost is now only
-    // the rename itself.
-    let now = inspect(path)?;
-    if !same_file(&original, &now) {
-        return Err(changed(path));
+/// Puts back the originals of the files already renamed (last first) after `cause` stopped
+/// a change set.
+fn restore(cause: FileError, renamed: Vec<(&Path, NamedTempFile)>) -> Box<NotWritten> {
+    let mut failure = NotWritten {
+        cause,
+        restored: Vec::new(),
+        unrestored: Vec::new(),
+    };
+    for (path, backup) in renamed.into_iter().rev() {
+        match backup.persist(path) {
+            Ok(_) => failure.restored.push(path.to_path_buf()),
+            Err(e) => {
+                let kept = e.file.into_temp_path().keep();
+                let saved = match kept {
+                    Ok(saved) => format!("the original is kept in {}", saved.display()),
+                    Err(_) => "the original could not be kept either".to_owned(),
+                };
+                failure.unrestored.push(FileError::new(
+                    path,
+                    format!(
+                        "holds the fix, but ctfix could not put the original back ({}); {saved}: move it over this file to undo",
+                        e.error
+                    ),
+                ));
+            }
+        }
     }
-    check_unchanged(path, &now, before)?;
-    check_interrupt(path)?;
+    failure.restored.reverse();
+    let failure = Box::new(failure);
+    let mut dirs: Vec<&Path> = failure.restored.iter().map(|p| dir_of(p)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    failure
+}
 
-    temp.persist(path).map_err(|e| {
-        untouched(format!(
-            "cannot replace the file: {}{}",
-            e.error,
-            hint(
-                &e.error,
-                "is the file or its directory immutable (`lsattr`)?"
-            )
-        ))
-    })?;
-    // Make the rename itself durable; the data already is. Failing here changes nothing the
-    // user could act on, so it is not an error.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
+/// The directory holding `path`.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
-    Ok(())
+}
+
+/// What ctfix's own tests ask of [`write_change_set`] through the environment.
+struct TestHooks {
+    /// `CTFIX_TEST_FAIL_RENAME`: the 1-based rename of each change set that fails.
+    fail_rename: Option<usize>,
+    /// `CTFIX_TEST_PAUSE_AFTER_RENAME`: the file to create when pausing after a rename.
+    pause_after_rename: Option<PathBuf>,
+}
+
+fn test_hooks() -> &'static TestHooks {
+    static HOOKS: OnceLock<TestHooks> = OnceLock::new();
+    HOOKS.get_or_init(|| TestHooks {
+        fail_rename: std::env::var("CTFIX_TEST_FAIL_RENAME")
+            .ok()
+            .and_then(|n| n.parse().ok()),
+        pause_after_rename: std::env::var_os("CTFIX_TEST_PAUSE_AFTER_RENAME").map(PathBuf::from),
+    })
+}
+
+/// Test hook: tells the test (by creating `marker`) that a change set is between two
+/// renames, then waits for the interrupt the test sends.
+fn pause_for_interrupt(marker: &Path) {
+    let _ = File::create(marker);
+    let start = std::time::Instant::now();
+    while !interrupted() && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// The file's metadata, refusing what ctfix must not replace.
@@ -365,5 +584,86 @@ mod tests {
         let error = write_atomically(&path, b"old", b"new").unwrap_err();
         assert!(error.message.contains("read-only"), "{}", error.message);
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_change_set_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        write_change_set(&files).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"A");
+        assert_eq!(std::fs::read(&b).unwrap(), b"B");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_change_set_with_a_file_changed_on_disk_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"edited").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        let failure = write_change_set(&files).unwrap_err();
+        assert_eq!(failure.cause.path, b);
+        assert!(failure.cause.message.contains("changed on disk"));
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"edited");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_temporary_file_of_the_last_file_leaves_the_first_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tf"), dir.path().join("b.tf"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let files = [
+            FileWrite {
+                path: &a,
+                before: b"a",
+                after: b"A",
+            },
+            FileWrite {
+                path: &b,
+                before: b"b",
+                after: b"B",
+            },
+        ];
+        let failure = write_change_set_with(&files, &mut |file, bytes| {
+            if bytes == b"B" {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            file.write_all(bytes)
+        })
+        .unwrap_err();
+        assert_eq!(failure.cause.path, b);
+        assert!(failure.restored.is_empty() && failure.unrestored.is_empty());
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

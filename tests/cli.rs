@@ -844,3 +844,123 @@ fn sarif_reports_files_ctfix_could_not_check() {
     );
     assert!(notes.iter().all(|n| n["level"] == "error"));
 }
+
+#[test]
+fn a_fix_whose_edits_are_in_another_file_is_applied() {
+    // Regression: extending the key policy in kms.tf for a trail in cloudtrail.tf was written
+    // but reported `applied: false`, with exit 1.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("cloudtrail.tf"),
+        "resource \"aws_cloudtrail\" \"main\" {\n  name           = \"main-trail\"\n  s3_bucket_name = \"audit-logs\"\n  kms_key_id     = aws_kms_key.trail.arn\n}\n",
+    )
+    .unwrap();
+    let kms = tmp.path().join("kms.tf");
+    std::fs::write(
+        &kms,
+        r#"data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
+resource "aws_kms_key" "trail" {
+  description         = "CloudTrail logs"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "Admin"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudTrailEncrypt"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "kms:GenerateDataKey*"
+        Resource  = "*"
+      }
+    ]
+  })
+}
+"#,
+    )
+    .unwrap();
+    let kms_before = std::fs::read(&kms).unwrap();
+    let trail_before = std::fs::read(tmp.path().join("cloudtrail.tf")).unwrap();
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args([
+            "--apply",
+            "--yes",
+            "--unsafe-fixes",
+            "--format",
+            "json",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{json:#}\n{}",
+        stderr_of(&output)
+    );
+    let fix = &json["findings"][0]["fix"];
+    assert_eq!(fix["applied"], true, "{json:#}");
+    let kms_after = std::fs::read_to_string(&kms).unwrap();
+    assert_ne!(kms_after.as_bytes(), kms_before, "kms.tf was not written");
+    assert!(kms_after.contains("kms:DescribeKey"), "{kms_after}");
+    assert_eq!(
+        std::fs::read(tmp.path().join("cloudtrail.tf")).unwrap(),
+        trail_before
+    );
+
+    // The same in text: the fix is reported written.
+    std::fs::write(&kms, &kms_before).unwrap();
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--apply", "--yes", "--unsafe-fixes", "--no-diff", "."])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        stderr_of(&output)
+    );
+    assert!(stdout.contains("unsafe, applied"), "{stdout}");
+    assert!(!stdout.contains("not written"), "{stdout}");
+}
+
+#[test]
+fn a_reference_to_an_undeclared_key_gets_an_unsafe_fix_with_a_note() {
+    for (case, needles) in [
+        (
+            "key-not-found",
+            &["declares no aws_kms_key", "a file ctfix did not read"][..],
+        ),
+        (
+            "key-not-found-close-label",
+            &["did you mean aws_kms_key.test?"][..],
+        ),
+    ] {
+        let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(case)
+            .join("input.tf");
+        let output = run_ctfix(&["--format", "json"], &input);
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let finding = &json["findings"][0];
+        assert_eq!(finding["reason"], "key-not-found", "{json:#}");
+        assert_eq!(finding["fix"]["applicability"], "unsafe", "{json:#}");
+        assert_eq!(finding["fix"]["selected"], false, "{json:#}");
+        let note = finding["fix"]["note"].as_str().unwrap_or_default();
+        for needle in needles {
+            assert!(note.contains(needle), "{case}: {note}");
+        }
+    }
+}

@@ -579,3 +579,303 @@ fn interrupted_runs_finish_quickly() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// --- a module's change set is written whole or not at all -----------------------------------
+//
+// Module `m` has two trails in two files; the fix planned for `a.tf` declares the data sources
+// the key generated in `b.tf` refers to, so writing one file without the other leaves a module
+// `terraform validate` rejects. Module `other` is a bystander that must still be fixed.
+
+/// Writes module `m` (trails in `a.tf` and `b.tf`, `b.tf` padded with `padding` comment bytes)
+/// and module `other` under `root`; returns their directories.
+fn two_file_module(root: &Path, padding: usize) -> (PathBuf, PathBuf) {
+    let m = root.join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("a.tf"), trail_tf("alpha")).unwrap();
+    let comment = format!("# {}\n", "x".repeat(78)).repeat(padding.div_ceil(81));
+    std::fs::write(m.join("b.tf"), format!("{comment}{}", trail_tf("beta"))).unwrap();
+    let other = root.join("other");
+    write_trail_module(&other, "other");
+    (m, other)
+}
+
+/// Every file of `dir` with its bytes and permission bits.
+fn files_with_modes(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    snapshot_all(dir)
+        .into_iter()
+        .map(|(rel, bytes)| {
+            let mode = std::fs::metadata(dir.join(&rel))
+                .unwrap()
+                .permissions()
+                .mode();
+            (rel, bytes, mode)
+        })
+        .collect()
+}
+
+/// Checks the bystander module: fixed, and still valid Terraform.
+fn assert_fixed_and_valid(dir: &Path) {
+    assert!(
+        is_fixed(&dir.join("main.tf")),
+        "{} was not fixed",
+        dir.display()
+    );
+    assert_module_validates(dir);
+}
+
+/// `terraform init` + `validate` on a copy of `dir` with the provider mirror; reports the
+/// check ignored (or fails under CTFIX_REQUIRE_TOOLS=1) when terraform or the mirror is
+/// missing.
+fn assert_module_validates(dir: &Path) {
+    let why = terraform_missing().or_else(|| provider_mirror().err());
+    if let Some(why) = why {
+        assert!(!tools_required(), "terraform validate needed: {why}");
+        eprintln!("IGNORED terraform validate of {}: {why}", dir.display());
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let config = write_terraform_cli_config(scratch.path(), &provider_mirror().unwrap());
+    let copy = scratch.path().join("module");
+    copy_tree(dir, &copy);
+    for step in [
+        &["init", "-backend=false", "-input=false", "-no-color"][..],
+        &["validate", "-no-color"],
+    ] {
+        let output = terraform(&config, &copy).args(step).output().unwrap();
+        assert!(
+            output.status.success(),
+            "terraform {} of {} failed:\n{}{}",
+            step[0],
+            dir.display(),
+            String::from_utf8_lossy(&output.stdout),
+            stderr_of(&output)
+        );
+    }
+}
+
+/// Runs ctfix as user `nobody` (through `runuser`, with a copy of the binary nobody can run)
+/// after handing `root` to it; `None` when that is impossible here. Not root: runs directly.
+fn run_as_nobody(root: &Path, args: &[&str]) -> Option<Output> {
+    use std::os::unix::fs::MetadataExt;
+    let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !is_root {
+        return Some(ctfix().current_dir(root).args(args).output().unwrap());
+    }
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:"])
+        .arg(root)
+        .status()
+        .ok()?;
+    if !chown.success() {
+        return None;
+    }
+    // The temporary directories above `root` belong to root and are private.
+    let mut dir = root.parent();
+    while let Some(d) =
+        dir.filter(|d| d.starts_with(std::env::temp_dir()) && *d != std::env::temp_dir())
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).ok()?;
+        dir = d.parent();
+    }
+    let binary = std::env::temp_dir().join(format!("ctfix-as-nobody-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).ok()?;
+    let output = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&binary)
+        .args(args)
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()?;
+    std::fs::remove_file(&binary).ok();
+    // runuser's own failure (no such user, not allowed) is not ctfix's.
+    (output.status.code() != Some(125) && output.status.code() != Some(126)).then_some(output)
+}
+
+/// The stderr line naming `path` with every one of `needles` (exit status 2 checked).
+fn module_error<'a>(stderr: &'a str, path: &str, needles: &[&str]) -> &'a str {
+    stderr
+        .lines()
+        .find(|line| line.contains(path) && needles.iter().all(|n| line.contains(n)))
+        .unwrap_or_else(|| panic!("no error line with {path} and {needles:?} in:\n{stderr}"))
+}
+
+#[test]
+fn read_only_file_beside_a_writable_one_leaves_the_module_as_it_was() {
+    // Regression: b.tf was written, referring to data sources only a.tf's fix declared.
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let (m, other) = two_file_module(&root, 0);
+    let output = match run_as_nobody(&root, &["--version"]) {
+        Some(_) => {
+            std::fs::set_permissions(m.join("a.tf"), std::fs::Permissions::from_mode(0o444))
+                .unwrap();
+            let before = files_with_modes(&m);
+            let output = run_as_nobody(&root, &["--apply", "--yes", "--no-diff", "."]).unwrap();
+            assert_eq!(files_with_modes(&m), before, "module m was changed");
+            output
+        }
+        None => {
+            assert!(!tools_required(), "cannot run ctfix as nobody here");
+            eprintln!("NOTE: cannot run ctfix as nobody here; running as the current user (ctfix checks the mode bits either way)");
+            std::fs::set_permissions(m.join("a.tf"), std::fs::Permissions::from_mode(0o444))
+                .unwrap();
+            let before = files_with_modes(&m);
+            let output = apply_in(&root);
+            assert_eq!(files_with_modes(&m), before, "module m was changed");
+            output
+        }
+    };
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    module_error(
+        &stderr,
+        "m/a.tf",
+        &["is read-only", "module was left as it was", "m/b.tf"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.matches("safe, applied").count(),
+        1,
+        "only module other is fixed: {stdout}"
+    );
+    assert_eq!(leftover_temp_files(&root), Vec::<PathBuf>::new());
+    assert_fixed_and_valid(&other);
+}
+
+#[test]
+fn failure_of_the_second_rename_puts_the_first_file_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, other) = two_file_module(tmp.path(), 0);
+    // A mode of its own, which the restored original must have again.
+    std::fs::set_permissions(m.join("a.tf"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = files_with_modes(&m);
+
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--apply", "--yes", "--no-diff", "."])
+        .env("CTFIX_TEST_FAIL_RENAME", "2")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    module_error(
+        &stderr,
+        "m/b.tf",
+        &[
+            "cannot replace the file",
+            "injected",
+            "module was left as it was",
+            "put its original back",
+        ],
+    );
+    assert_eq!(files_with_modes(&m), before, "module m was not restored");
+    assert_eq!(leftover_temp_files(tmp.path()), Vec::<PathBuf>::new());
+    assert_fixed_and_valid(&other);
+    // Nothing is left to stop a rerun.
+    let rerun = apply_in(tmp.path());
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
+    assert_module_validates(&m);
+}
+
+#[test]
+fn interrupt_between_two_renames_backs_out_the_module() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let (m, other) = two_file_module(&root, 0);
+    let before = files_with_modes(&m);
+    let marker = tmp.path().join("paused");
+
+    let child = ctfix()
+        .current_dir(&root)
+        .args(["--apply", "--yes", "--no-diff", "."])
+        .env("CTFIX_TEST_PAUSE_AFTER_RENAME", &marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until m/a.tf is renamed into place (ctfix pauses there) and the bystander module,
+    // written in parallel, is done; then Ctrl-C.
+    let start = Instant::now();
+    while !(marker.exists() && is_fixed(&other.join("main.tf"))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ctfix never paused between the renames"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(is_fixed(&m.join("a.tf")), "paused after the first rename");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    // 2 (an error) or 130 (interrupted): never success, never "findings".
+    assert!(
+        matches!(output.status.code(), Some(2) | Some(130)),
+        "{:?}\n{stderr}",
+        output.status
+    );
+    module_error(
+        &stderr,
+        "m/b.tf",
+        &[
+            "interrupted",
+            "module was left as it was",
+            "put its original back",
+        ],
+    );
+    assert_eq!(files_with_modes(&m), before, "module m was not restored");
+    assert_eq!(leftover_temp_files(&root), Vec::<PathBuf>::new());
+    assert_fixed_and_valid(&other);
+}
+
+#[test]
+fn full_disk_on_the_second_file_leaves_the_module_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let tmpfs = match Tmpfs::mount(&full, "1m") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            assert!(!tools_required(), "cannot mount a tmpfs here: {why}");
+            eprintln!("IGNORED full_disk_on_the_second_file: cannot mount a tmpfs here: {why}");
+            return;
+        }
+    };
+    // b.tf's fix needs two pages of the file system: a.tf's fix and the copy of a.tf kept to
+    // restore it from take the two left free.
+    let (m, other) = two_file_module(&full, 5000);
+    std::fs::remove_dir_all(&other).unwrap();
+    let other = tmp.path().join("other");
+    write_trail_module(&other, "other");
+    let before = files_with_modes(&m);
+    let spare = full.join("spare");
+    std::fs::write(&spare, vec![b's'; 2 * 4096]).unwrap();
+    let mut filler = std::fs::File::create(full.join("filler")).unwrap();
+    let chunk = vec![b'x'; 4096];
+    while filler.write_all(&chunk).is_ok() {}
+    drop(filler);
+    std::fs::remove_file(&spare).unwrap();
+
+    let output = apply_in(tmp.path());
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    module_error(
+        &stderr,
+        "full/m/b.tf",
+        &[
+            "the disk is full",
+            "module was left as it was",
+            "full/m/a.tf",
+        ],
+    );
+    assert_eq!(files_with_modes(&m), before, "module m was changed");
+    assert_eq!(leftover_temp_files(&full), Vec::<PathBuf>::new());
+    assert_fixed_and_valid(&other);
+    drop(tmpfs);
+}
