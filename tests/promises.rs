@@ -187,3 +187,54 @@ fn inputs_fuzzing_found_hold_the_invariants() {
     }
     assert!(replayed >= 9, "only {replayed} found-* seeds");
 }
+
+/// The minimality check itself (`tests/support/lines.rs`): what the fixture, real-tree and
+/// invariant tests rely on must refuse what the old check let through.
+#[test]
+fn the_minimality_check_refuses_lost_or_changed_lines() {
+    let before = "resource \"aws_cloudtrail\" \"t\" {\n  name = \"t\"\n\n  kms_key_id = \"\"\n}\n";
+    let fixed = "resource \"aws_cloudtrail\" \"t\" {\n  name = \"t\"\n\n  kms_key_id = aws_kms_key.t.arn\n}\n\nresource \"aws_kms_key\" \"t\" {}\n";
+    assert_eq!(check_lines_kept(before, fixed), Ok(()));
+    for (what, after) in [
+        ("a blank line dropped", fixed.replacen("\n\n", "\n", 1)),
+        (
+            "a closing brace dropped",
+            fixed.replacen("arn\n}\n", "arn\n", 1),
+        ),
+        (
+            "the kms_key_id line dropped",
+            fixed.replace("  kms_key_id = aws_kms_key.t.arn\n", ""),
+        ),
+        (
+            "the key attribute renamed",
+            fixed.replace("kms_key_id =", "kms_key ="),
+        ),
+        (
+            "the trail header changed",
+            fixed.replace("\"t\" {\n  name", "\"u\" {\n  name"),
+        ),
+        (
+            "another line changed",
+            fixed.replace("name = \"t\"", "name = \"x\""),
+        ),
+    ] {
+        assert!(check_lines_kept(before, &after).is_err(), "{what} passed");
+    }
+    // A one-line body opened up: the same text plus the kms_key_id line, nothing else.
+    let one_line = "resource \"aws_cloudtrail\" \"t\" { name = \"t\" }\n";
+    let opened = "resource \"aws_cloudtrail\" \"t\" {\n  name       = \"t\"\n  kms_key_id = aws_kms_key.t.arn\n}\n";
+    assert_eq!(check_lines_kept(one_line, opened), Ok(()));
+    let extra = opened.replace("  kms_key_id", "  tags = {}\n  kms_key_id");
+    assert!(
+        check_lines_kept(one_line, &extra).is_err(),
+        "an extra attribute passed"
+    );
+    let lost = opened.replace("  name       = \"t\"\n", "");
+    assert!(
+        check_lines_kept(one_line, &lost).is_err(),
+        "a lost attribute passed"
+    );
+    // The last line without a newline may get one; nothing else about it may change.
+    assert_eq!(check_lines_kept("a = 1", "a = 1\n"), Ok(()));
+    assert!(check_lines_kept("a = 1", "a = 2\n").is_err());
+}
