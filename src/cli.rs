@@ -156,11 +156,26 @@ impl Prompter for TerminalPrompter {
         term.write_str(&format!("{question} [y]es [n]o [a]ll [q]uit "))?;
         let mut hinted = false;
         loop {
-            let (choice, word) = match term.read_key()? {
+            // console reports Ctrl-C in raw mode as an `Interrupted` error.
+            let key = match term.read_key() {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => Key::CtrlC,
+                other => other?,
+            };
+            let (choice, word) = match key {
                 Key::Char('y' | 'Y') => (Choice::Yes, "yes"),
                 Key::Char('n' | 'N') => (Choice::No, "no"),
                 Key::Char('a' | 'A') => (Choice::All, "all"),
-                Key::Char('q' | 'Q') | Key::Escape | Key::CtrlC => (Choice::Quit, "quit"),
+                Key::Char('q' | 'Q') | Key::Escape => (Choice::Quit, "quit"),
+                // Ctrl-C in raw mode is a key, not a signal: treated as the signal would be
+                // (nothing has been written while asking; the binary exits 130).
+                Key::CtrlC => {
+                    term.write_line("")?;
+                    crate::write::interrupt();
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "interrupted at the prompt; nothing was written",
+                    ));
+                }
                 _ => {
                     if !hinted {
                         term.write_str("(one key: y, n, a, or q/Esc) ")?;

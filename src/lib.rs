@@ -235,6 +235,22 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             verdict.remedy = analyze::Remedy::None;
         }
     }
+    // Terraform rejects a block whose name is not an identifier, so it cannot load the module:
+    // a fix would be written where nothing (not even `terraform validate`) can check it.
+    for (trail, verdict) in trails.iter().zip(verdicts.iter_mut()) {
+        if !crate::module::is_identifier(&trail.label) && verdict.remedy != analyze::Remedy::None {
+            verdict.remedy = analyze::Remedy::None;
+            report.errors.push(FileError::at(
+                &module.files[trail.at.file].source.path,
+                trail.line,
+                trail.column,
+                format!(
+                    "{}: {:?} is not a valid Terraform name (letters, digits, `_` and `-`, not starting with a digit or `-`), so Terraform rejects this block; ctfix did not fix it (rename the resource, then run ctfix again)",
+                    trail.address, trail.label
+                ),
+            ));
+        }
+    }
     let mut planner = fix::FixPlanner::new(&module);
     let mut selected: Vec<&Fix> = Vec::new();
     let mut planned: Vec<Option<Fix>> = Vec::new();

@@ -11,11 +11,11 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Ctrl-C / SIGTERM: with no write in progress, stop at once (nothing is half-done);
-    // otherwise the write in progress backs out, later ones are refused, and the run ends
-    // normally, reporting what was written.
+    // Ctrl-C / SIGTERM before any write started: stop at once with 130 (nothing is
+    // half-done, nothing was written). Once writing has started, the write in progress backs
+    // out, later ones are refused, and the run ends normally, reporting what was written.
     let _ = ctrlc::set_handler(|| {
-        if ctfix::write::interrupt() {
+        if ctfix::write::interrupt() && !ctfix::write::writes_started() {
             std::process::exit(130);
         }
     });
@@ -26,7 +26,13 @@ fn main() -> ExitCode {
     let mut out = ctfix::cli::IgnoreBrokenPipe::new(stdout.lock());
     let mut err = stderr.lock();
     let mut prompter = ctfix::cli::TerminalPrompter;
-    let status = match ctfix::cli::run(&args, &mut out, &mut err, &mut prompter) {
+    let outcome = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter);
+    // Interrupted (Ctrl-C at a prompt, or a signal that backed out every write) before any
+    // file was written: 130, as if the handler had stopped the run.
+    if ctfix::write::interrupted() && ctfix::write::files_written() == 0 {
+        return ExitCode::from(130);
+    }
+    let status = match outcome {
         Ok(status) => status,
         Err(error) if ctfix::cli::is_broken_pipe(&error) => ctfix::ExitStatus::Clean,
         Err(error) => {

@@ -54,6 +54,7 @@ struct InFlight;
 impl InFlight {
     fn enter(path: &Path) -> Result<InFlight, FileError> {
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        progress::STARTED.store(true, Ordering::SeqCst);
         let guard = InFlight;
         check_interrupt(path)?;
         Ok(guard)
@@ -169,7 +170,7 @@ pub fn write_change_set_with(
             unrestored: Vec::new(),
         })
     };
-    let _in_flight = InFlight::enter(first.path).map_err(fail)?;
+    let in_flight = InFlight::enter(first.path).map_err(fail)?;
     // Look at every file before writing anything.
     let mut originals = Vec::with_capacity(files.len());
     for file in files {
@@ -213,6 +214,7 @@ pub fn write_change_set_with(
     let mut renamed: Vec<(&Path, NamedTempFile)> = Vec::new();
     let count = files.len();
     for (i, (file, (temp, backup))) in files.iter().zip(staged).enumerate() {
+        progress::pause_for_tests("before-rename", file.path);
         let result = check_interrupt(file.path).and_then(|()| {
             let injected = test_hooks().fail_rename.filter(|&n| n == i + 1).map(|n| {
                 io::Error::other(format!(
@@ -254,6 +256,11 @@ pub fn write_change_set_with(
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();
         }
+    }
+    progress::WRITTEN.fetch_add(files.len(), Ordering::SeqCst);
+    drop(in_flight);
+    for file in files {
+        progress::pause_for_tests("after-write", file.path);
     }
     Ok(())
 }
@@ -666,4 +673,48 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), b"a");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
+}
+
+/// Whether any write has started ([`writes_started`]) and how many files were written
+/// ([`files_written`]): what the binary needs to tell "interrupted before anything was
+/// written" (exit 130) from "interrupted after writing" (the run ends normally).
+mod progress {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    /// Set when the first write starts (before it checks for an interrupt).
+    pub(super) static STARTED: AtomicBool = AtomicBool::new(false);
+    /// Files replaced so far.
+    pub(super) static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+
+    /// Test hook: `CTFIX_TEST_PAUSE_WRITE=<step>:<path suffix>:<milliseconds>` sleeps at
+    /// `step` (`before-rename`: the temporary file is written, the rename not yet done;
+    /// `after-write`: the file is written and no longer in flight) of the write of a path
+    /// ending with the suffix, so that the interrupt tests can land a signal there.
+    pub(super) fn pause_for_tests(step: &str, path: &Path) {
+        let Some(value) = std::env::var_os("CTFIX_TEST_PAUSE_WRITE") else {
+            return;
+        };
+        let value = value.to_string_lossy();
+        let mut parts = value.splitn(3, ':');
+        let (Some(at), Some(suffix), Some(millis)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if at == step && path.ends_with(suffix) {
+            if let Ok(millis) = millis.parse() {
+                std::thread::sleep(std::time::Duration::from_millis(millis));
+            }
+        }
+    }
+}
+
+/// Whether a write has started in this process (it may have been refused or backed out).
+pub fn writes_started() -> bool {
+    progress::STARTED.load(Ordering::SeqCst)
+}
+
+/// How many files this process has written.
+pub fn files_written() -> usize {
+    progress::WRITTEN.load(Ordering::SeqCst)
 }

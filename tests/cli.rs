@@ -328,14 +328,8 @@ fn not_a_terraform_file_is_an_error() {
         .stderr(predicate::str::contains("not a Terraform file"));
 }
 
-#[cfg(unix)]
-#[test]
-fn read_only_directory_is_an_error_for_that_file_only() {
-    use std::os::unix::fs::PermissionsExt;
-    if nix_is_root() {
-        // root writes anywhere; the failure cannot be provoked this way.
-        eprintln!("read_only_directory_is_an_error_for_that_file_only: running as root, using a file replaced by a directory instead");
-    }
+/// Two modules, `locked/` and `open/`, with one trail each, under a new temporary directory.
+fn locked_and_open() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let locked = tmp.path().join("locked");
     let open = tmp.path().join("open");
@@ -343,23 +337,97 @@ fn read_only_directory_is_an_error_for_that_file_only() {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("main.tf"), "resource \"aws_cloudtrail\" \"t\" {\n  name           = \"trail\"\n  s3_bucket_name = \"logs\"\n}\n").unwrap();
     }
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    (tmp, locked, open)
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_directory_is_an_error_for_that_file_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, locked, open) = locked_and_open();
+    let before = std::fs::read(locked.join("main.tf")).unwrap();
+    // root writes into a read-only directory; an immutable one (`chattr +i`) binds root too.
+    let guard = if nix_is_root() {
+        let Some(guard) = require(Immutable::set(&locked)) else {
+            return;
+        };
+        Some(guard)
+    } else {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        None
+    };
     let output = ctfix()
         .args(["--apply", "--yes"])
         .arg(tmp.path())
         .output()
         .unwrap();
+    drop(guard);
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(std::fs::read_to_string(open.join("main.tf"))
         .unwrap()
         .contains("kms_key_id"));
-    if !nix_is_root() {
-        assert_eq!(output.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("cannot create a temporary file"));
-        assert!(!std::fs::read_to_string(locked.join("main.tf"))
-            .unwrap()
-            .contains("kms_key_id"));
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("locked/main.tf") && stderr.contains("cannot create a temporary file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(locked.join("main.tf")).unwrap(), before);
+}
+
+/// Answers "all", after replacing a file by a directory of the same name.
+struct ReplaceByDirectory(PathBuf);
+
+impl ctfix::cli::Prompter for ReplaceByDirectory {
+    fn is_interactive(&self) -> bool {
+        true
     }
+
+    fn choose(&mut self, _question: &str) -> std::io::Result<Choice> {
+        std::fs::remove_file(&self.0)?;
+        std::fs::create_dir(&self.0)?;
+        std::fs::write(self.0.join("kept"), "the user's")?;
+        Ok(Choice::All)
+    }
+}
+
+#[test]
+fn file_replaced_by_a_directory_is_an_error_for_that_file_only() {
+    use clap::Parser;
+    // Between the read and the write (at the prompt) `locked/main.tf` becomes a directory:
+    // ctfix must not write over it, nor into it, and must still fix the other module. Works
+    // the same for root, which permission bits do not stop.
+    let (tmp, locked, open) = locked_and_open();
+    let replaced = locked.join("main.tf");
+    let args = ctfix::cli::Args::parse_from([
+        "ctfix",
+        "--apply",
+        "--no-diff",
+        "--color",
+        "never",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut prompter = ReplaceByDirectory(replaced.clone());
+    let status = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned() + &String::from_utf8_lossy(&err);
+    assert_eq!(status, ctfix::ExitStatus::Error, "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("locked/main.tf")
+            && l.contains("is no longer a regular file")
+            && l.contains("left untouched")),
+        "{text}"
+    );
+    assert!(replaced.is_dir(), "the directory was replaced");
+    assert_eq!(
+        snapshot_all(&replaced),
+        [(PathBuf::from("kept"), b"the user's".to_vec())],
+        "ctfix wrote into the directory"
+    );
+    assert_eq!(leftover_temp_files(tmp.path()), Vec::<PathBuf>::new());
+    assert!(std::fs::read_to_string(open.join("main.tf"))
+        .unwrap()
+        .contains("kms_key_id"));
 }
 
 #[cfg(unix)]
@@ -504,8 +572,7 @@ fn interactive_quit_writes_nothing_more() {
 
 #[test]
 fn interactive_apply_through_a_real_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED interactive_apply_through_a_real_terminal: `script` (util-linux) is not installed");
+    if require(command_works("script", &["--version"])).is_none() {
         return;
     }
     let tmp = demo();
@@ -633,15 +700,15 @@ fn diffs_of_paths_with_spaces_apply_with_patch_and_git() {
         ("git", vec!["apply", "--check"]),
         ("patch", vec!["-p1", "--dry-run", "-i"]),
     ] {
-        let Ok(output) = Command::new(tool)
+        if require(command_works(tool, &["--version"])).is_none() {
+            continue;
+        }
+        let output = Command::new(tool)
             .current_dir(tmp.path())
             .args(&args)
             .arg(&patch_file)
             .output()
-        else {
-            eprintln!("SKIPPED {tool}: not installed");
-            continue;
-        };
+            .unwrap();
         assert!(
             output.status.success(),
             "{tool}: {}{}",
@@ -676,13 +743,13 @@ fn an_organization_trail_fix_asks_for_the_log_archive_readers() {
 }
 
 /// Runs the ctfix binary as an unprivileged user in `dir` (as root, through `runuser -u
-/// nobody` with a copy of the binary nobody can run); `None` when that is impossible here.
-fn run_unprivileged(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+/// nobody` with a copy of the binary nobody can run), or says why that is impossible here.
+fn run_unprivileged(dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
     if !nix_is_root() {
-        return Some(ctfix().current_dir(dir).args(args).output().unwrap());
+        return Ok(ctfix().current_dir(dir).args(args).output().unwrap());
     }
     let binary = dir.join(".ctfix-under-test");
-    std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).ok()?;
+    std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).map_err(|e| e.to_string())?;
     let output = Command::new("runuser")
         .args(["-u", "nobody", "--"])
         .arg(&binary)
@@ -690,10 +757,16 @@ fn run_unprivileged(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .output()
-        .ok()?;
+        .map_err(|e| format!("`runuser` is not installed: {e}"))?;
     std::fs::remove_file(&binary).ok();
     // runuser's own failure (no such user, not allowed) is not ctfix's.
-    (output.status.code() != Some(125) && output.status.code() != Some(126)).then_some(output)
+    if output.status.code() == Some(125) || output.status.code() == Some(126) {
+        return Err(format!(
+            "`runuser -u nobody` cannot run ctfix here: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(output)
 }
 
 /// Lets the user [`run_unprivileged`] runs as own and change everything under `root`.
@@ -728,8 +801,10 @@ fn an_unreadable_file_is_an_error_and_blocks_its_modules_fixes() {
         std::fs::set_permissions(root.join(file), std::fs::Permissions::from_mode(0o000)).unwrap();
     }
     let before = snapshot_all(&root);
-    let Some(output) = run_unprivileged(&root, &["--apply", "--yes", "--no-diff", "."]) else {
-        eprintln!("SKIPPED: cannot run ctfix unprivileged here");
+    let Some(output) = require(run_unprivileged(
+        &root,
+        &["--apply", "--yes", "--no-diff", "."],
+    )) else {
         return;
     };
     let stderr = stderr_of(&output);

@@ -862,9 +862,218 @@ fn check_trail(
             ));
         }
     }
+    // The same questions to the independent evaluator (tests/deploy/evaluate_policy.py).
+    let requests = policy_questions(partition, region, arn, &foreign, &reader);
+    match independent_decisions(&policy, &requests) {
+        Ok(wrong) if wrong.is_empty() => {}
+        Ok(wrong) => problems.push(format!(
+            "the independent evaluator disagrees with what the key policy must decide: {wrong:?}\n{pretty}"
+        )),
+        Err(error) => problems.push(error),
+    }
+    // Broken on purpose: the read-back must catch a policy without kms:DescribeKey for
+    // CloudTrail, and one whose aws:SourceArn names another trail.
+    let other_trail =
+        format!("arn:{partition}:cloudtrail:{region}:{ACCOUNT}:trail/ctfix-some-other-trail");
+    for (mutation, broken, question) in [
+        (
+            "no kms:DescribeKey",
+            without_describe_key(&policy),
+            "cloudtrail DescribeKey",
+        ),
+        (
+            "a wrong aws:SourceArn",
+            with_source_arn(&policy, &other_trail),
+            "cloudtrail GenerateDataKey",
+        ),
+    ] {
+        if broken == policy {
+            continue; // nothing to break (no aws:SourceArn condition in an extended policy)
+        }
+        if cloudtrail_can_use_key(&broken, arn, ACCOUNT, Conditions::Evaluate).is_ok() {
+            problems.push(format!("ctfix::policy accepts the policy with {mutation}"));
+        }
+        match independent_decisions(&broken, &requests) {
+            Ok(wrong) if wrong.iter().any(|w| w.starts_with(question)) => {}
+            Ok(wrong) => problems.push(format!(
+                "the independent evaluator accepts the policy with {mutation} ({wrong:?}):\n{}",
+                serde_json::to_string_pretty(&broken).unwrap_or_default()
+            )),
+            Err(error) => problems.push(error),
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("\n  "))
     }
+}
+
+/// `(name, request, expected decision)` for the independent evaluator: what the generated or
+/// extended key policy must allow and refuse.
+fn policy_questions(
+    partition: &str,
+    region: &str,
+    trail: &str,
+    foreign: &str,
+    reader: &str,
+) -> Vec<(String, Value, &'static str)> {
+    let key = format!("arn:{partition}:kms:{region}:{ACCOUNT}:key/any");
+    let cloudtrail = |trail: &str, account: &str, action: &str| {
+        json!({
+            "principal": { "service": "cloudtrail.amazonaws.com" },
+            "action": action,
+            "resource": key,
+            "context": {
+                "aws:SourceArn": [trail],
+                "aws:SourceAccount": [account],
+                "kms:EncryptionContext:aws:cloudtrail:arn": [trail],
+            },
+        })
+    };
+    let aws = |arn: &str, action: &str| {
+        json!({
+            "principal": { "arn": arn, "account": ACCOUNT },
+            "action": action,
+            "resource": key,
+            "context": {
+                "aws:PrincipalArn": [arn],
+                "kms:CallerAccount": [ACCOUNT],
+                "kms:EncryptionContext:aws:cloudtrail:arn": [trail],
+            },
+        })
+    };
+    let root = format!("arn:{partition}:iam::{ACCOUNT}:root");
+    vec![
+        (
+            "cloudtrail GenerateDataKey".into(),
+            cloudtrail(trail, ACCOUNT, "kms:GenerateDataKey"),
+            "allow",
+        ),
+        (
+            "cloudtrail DescribeKey".into(),
+            cloudtrail(trail, ACCOUNT, "kms:DescribeKey"),
+            "allow",
+        ),
+        (
+            "foreign trail GenerateDataKey".into(),
+            cloudtrail(foreign, FOREIGN_ACCOUNT, "kms:GenerateDataKey"),
+            "deny",
+        ),
+        (
+            "account root PutKeyPolicy".into(),
+            aws(&root, "kms:PutKeyPolicy"),
+            "allow",
+        ),
+        (
+            "account root ScheduleKeyDeletion".into(),
+            aws(&root, "kms:ScheduleKeyDeletion"),
+            "allow",
+        ),
+        (
+            "reader role Decrypt".into(),
+            aws(reader, "kms:Decrypt"),
+            "deny",
+        ),
+    ]
+}
+
+/// Asks `tests/deploy/evaluate_policy.py` (python3) to decide `questions` on `policy`;
+/// returns `"<name>: <decision>, expected <decision>"` for each wrong decision.
+fn independent_decisions(
+    policy: &Value,
+    questions: &[(String, Value, &'static str)],
+) -> Result<Vec<String>, String> {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy/evaluate_policy.py");
+    let requests: Vec<Value> = questions
+        .iter()
+        .map(|(name, request, _)| {
+            let mut request = request.clone();
+            request["name"] = json!(name);
+            request
+        })
+        .collect();
+    let input = json!({ "policy": policy, "requests": requests });
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run python3 for the independent evaluator: {e}"))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let answer: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "the independent evaluator printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    if let Some(error) = answer["error"].as_str() {
+        return Err(format!(
+            "the independent evaluator cannot judge the policy: {error}"
+        ));
+    }
+    Ok(questions
+        .iter()
+        .filter_map(|(name, _, expected)| {
+            let got = answer["decisions"][name].as_str().unwrap_or("none");
+            (got != *expected).then(|| format!("{name}: {got}, expected {expected}"))
+        })
+        .collect())
+}
+
+/// The policy with `kms:DescribeKey` taken out of every statement that allows it to CloudTrail
+/// (statements left without an action go).
+fn without_describe_key(policy: &Value) -> Value {
+    let mut policy = policy.clone();
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        for statement in statements.iter_mut() {
+            if statement["Principal"]["Service"] != "cloudtrail.amazonaws.com" {
+                continue;
+            }
+            let actions: Vec<Value> = match &statement["Action"] {
+                Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            let kept: Vec<Value> = actions
+                .into_iter()
+                .filter(|a| {
+                    let a = a.as_str().unwrap_or_default().to_ascii_lowercase();
+                    a != "kms:describekey" && a != "kms:*" && a != "kms:describe*"
+                })
+                .collect();
+            statement["Action"] = Value::Array(kept);
+        }
+        statements.retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+    }
+    policy
+}
+
+/// The policy with every `aws:SourceArn` condition value replaced by `arn`.
+fn with_source_arn(policy: &Value, arn: &str) -> Value {
+    fn visit(value: &mut Value, arn: &str) {
+        match value {
+            Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    if key.eq_ignore_ascii_case("aws:SourceArn") {
+                        *item = json!(arn);
+                    } else {
+                        visit(item, arn);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| visit(item, arn)),
+            _ => {}
+        }
+    }
+    let mut policy = policy.clone();
+    visit(&mut policy, arn);
+    policy
 }

@@ -20,14 +20,15 @@
 //! selects is the one formatted and validated.
 //!
 //! `CTFIX_BLESS=1` rewrites `expected*` and `findings` from the actual output (review the
-//! diff before committing).
+//! diff before committing); `CTFIX_BLESS=0` or empty does not. The exit status of the check
+//! and of `--apply --yes` are checked too.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use similar::{ChangeTag, TextDiff};
+use similar::TextDiff;
 use support::*;
 
 struct Case {
@@ -126,8 +127,9 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// `CTFIX_BLESS=1` (any value but empty or `0`).
 fn bless() -> bool {
-    std::env::var_os("CTFIX_BLESS").is_some()
+    std::env::var_os("CTFIX_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// `<resource> <status> <reason>` and `error <file>:<line>:<column>` lines from a JSON report.
@@ -169,11 +171,24 @@ fn run_json(args: &[String], extra: &[&str], root: &Path) -> (i32, serde_json::V
 }
 
 /// `ctfix --apply --yes` with the case's own arguments (`--unsafe-fixes`), as the expected
-/// tree was made.
-fn apply(case: &Case, root: &Path) {
+/// tree was made; an error status is a failure unless the case expects errors.
+fn apply(case: &Case, root: &Path) -> Result<(), Failed> {
     let mut args: Vec<&str> = case.args.iter().map(String::as_str).collect();
     args.extend_from_slice(&["--apply", "--yes"]);
-    run_ctfix(&args, root);
+    let output = run_ctfix(&args, root);
+    let errors_expected = case
+        .expected_findings()
+        .iter()
+        .any(|l| l.starts_with("error "));
+    match output.status.code() {
+        Some(0 | 1) => Ok(()),
+        Some(2) if errors_expected => Ok(()),
+        other => Err(format!(
+            "--apply --yes exited {other:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into()),
+    }
 }
 
 fn check_fix(case: &Case) -> Result<(), Failed> {
@@ -214,17 +229,41 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
     }
 
     // Apply.
-    let (_, applied) = run_json(&case.args, &["--apply", "--yes"], &root);
+    let (applied_code, applied) = run_json(&case.args, &["--apply", "--yes"], &root);
+    // The status after --apply: the check's errors stay errors (2); trails left unfixed (no
+    // fix, or one not selected) are findings (1); otherwise 0. Writing adds no error.
+    let unfixed = applied["findings"].as_array().unwrap().iter().any(|f| {
+        f["status"] == "noncompliant" && f["fix"]["applied"] != serde_json::Value::Bool(true)
+    });
+    let apply_code = if expected_code == 2 {
+        2
+    } else if unfixed {
+        1
+    } else {
+        0
+    };
+    if applied_code != apply_code {
+        return Err(format!(
+            "--apply --yes exited {applied_code}, expected {apply_code}: {}",
+            applied["errors"]
+        )
+        .into());
+    }
+    if applied["errors"].as_array().unwrap().len() != json["errors"].as_array().unwrap().len() {
+        return Err(format!("--apply --yes reported new errors: {}", applied["errors"]).into());
+    }
     let output = snapshot(&root);
     if bless() {
-        if output != input {
-            let expected = case.expected();
-            if case.single_file {
-                std::fs::write(&expected, &output[0].1).unwrap();
-            } else {
-                let _ = std::fs::remove_dir_all(&expected);
-                copy_tree(&root, &expected);
-            }
+        let expected = case.expected();
+        if output == input {
+            // Unchanged: no expected tree (a stale one would contradict the case).
+            let _ = std::fs::remove_file(&expected);
+            let _ = std::fs::remove_dir_all(&expected);
+        } else if case.single_file {
+            std::fs::write(&expected, &output[0].1).unwrap();
+        } else {
+            let _ = std::fs::remove_dir_all(&expected);
+            copy_tree(&root, &expected);
         }
     } else {
         let expected = case.expected_tree().unwrap_or_else(|| input.clone());
@@ -268,18 +307,8 @@ fn check_fix(case: &Case) -> Result<(), Failed> {
             return Err(format!("{}: BOM changed", path.display()).into());
         }
         let before_text = String::from_utf8_lossy(before);
-        let diff = TextDiff::from_lines(before_text.as_ref(), after_text);
-        for change in diff.iter_all_changes() {
-            if change.tag() == ChangeTag::Delete {
-                let line = change.value();
-                let allowed = removed_line_is_allowed(line, &before_text);
-                if !allowed {
-                    return Err(
-                        format!("{}: an existing line changed: {line:?}", path.display()).into(),
-                    );
-                }
-            }
-        }
+        check_lines_kept(&before_text, after_text)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
     }
     if applied["summary"]["files_written"] != applied["summary"]["files_changed"] {
         return Err(format!("apply did not write every change: {}", applied["summary"]).into());
@@ -337,7 +366,7 @@ fn check_fmt(case: &Case) -> Result<(), Failed> {
     let tmp = case.materialize();
     let root = tmp.path().join("module");
     let before = unformatted(&root)?;
-    apply(case, &root);
+    apply(case, &root)?;
     let after = unformatted(&root)?;
     let newly: Vec<_> = after.iter().filter(|f| !before.contains(f)).collect();
     if newly.is_empty() {
@@ -357,7 +386,7 @@ fn check_fmt(case: &Case) -> Result<(), Failed> {
 fn check_validate(case: &Case, mirror: &Path) -> Result<(), Failed> {
     let tmp = case.materialize();
     let root = tmp.path().join("module");
-    apply(case, &root);
+    apply(case, &root)?;
     let config = write_terraform_cli_config(tmp.path(), mirror);
     let init = terraform(&config, &root)
         .args(["init", "-backend=false", "-input=false", "-no-color"])

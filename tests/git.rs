@@ -516,3 +516,69 @@ fn a_rerun_after_a_failed_push_pushes_ctfixs_commit() {
         head
     );
 }
+
+#[test]
+fn staged_work_in_a_file_to_fix_is_refused() {
+    let repo = Repo::new();
+    let file = repo.root.join("live/prod/cloudtrail.tf");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n# staged, not committed\n");
+    std::fs::write(&file, &text).unwrap();
+    repo.git(&["add", "live/prod/cloudtrail.tf"]);
+    let stderr = repo.assert_refused(&["--apply", "--yes", "."], "live/prod/cloudtrail.tf");
+    assert!(stderr.contains("--allow-dirty"), "{stderr}");
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "M  live/prod/cloudtrail.tf"
+    );
+}
+
+#[test]
+fn an_untracked_file_to_fix_is_refused() {
+    let repo = Repo::new();
+    write_trail_module(&repo.root.join("live/new"), "fresh");
+    let stderr = repo.assert_refused(&["--apply", "--yes", "."], "live/new/main.tf");
+    assert!(stderr.contains("--allow-dirty"), "{stderr}");
+    // Allowed: written, and still untracked.
+    let output = repo.ctfix(&["--apply", "--yes", "--allow-dirty", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(std::fs::read_to_string(repo.root.join("live/new/main.tf"))
+        .unwrap()
+        .contains("kms_key_id"));
+    assert!(repo
+        .git(&["status", "--porcelain"])
+        .contains("?? live/new/"));
+}
+
+/// What ctfix does when one `--commit` run spans two repositories. Today: refused before
+/// writing. (When runs over several repositories become allowed — one commit per
+/// repository — change this one function and the test below keeps checking the rest.)
+fn assert_several_repositories_outcome(output: &Output, first: &Repo, second: &Repo) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("live in 2 git repositories")
+            && stderr.contains("run ctfix once per repository"),
+        "{stderr}"
+    );
+    for repo in [first, second] {
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "nothing written");
+        assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]), "1", "no commit");
+    }
+}
+
+#[test]
+fn one_commit_run_over_several_repositories() {
+    let (first, second) = (Repo::new(), Repo::new());
+    let output = ctfix()
+        .current_dir(first.root.parent().unwrap().parent().unwrap())
+        .env("HOME", &first.home)
+        .env("XDG_CONFIG_HOME", &first.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["--apply", "--yes", "--commit"])
+        .arg(&first.root)
+        .arg(&second.root)
+        .output()
+        .unwrap();
+    assert_several_repositories_outcome(&output, &first, &second);
+}

@@ -1,39 +1,40 @@
-//! The invariants every fix must keep, checked on one in-memory file through the library's
-//! stages (parse → module → analyze → fix), without touching the disk. Shared by the property
-//! tests (`tests/properties.rs`) and the fuzz targets (`fuzz/fuzz_targets/*.rs` include this
-//! file by path), so both hold ctfix to the same contract:
+//! The invariants every fix must keep, checked on one file through the library entry point
+//! the binary runs for each module, [`ctfix::check_module`] (safe fixes planned first, the
+//! fixed module re-verified before any change is returned). Shared by the property tests
+//! (`tests/properties.rs`), `tests/adversarial.rs` and the fuzz targets
+//! (`fuzz/fuzz_targets/*.rs` include this file by path), so all hold ctfix to the same
+//! contract, for the safe fixes and for those `--unsafe-fixes` adds:
 //!
 //! - nothing panics;
-//! - the edits of every fix that can be written (safe, or unsafe with `--unsafe-fixes`) apply
-//!   together, and every byte outside them is kept, in order;
-//! - edits stay where a fix may write: inside the trail it fixes (replacing only its
-//!   `kms_key_id` value or opening a one-line body), inside a key or key-policy block, or, for
-//!   new blocks, between top-level blocks. Trails that are compliant or suppressed, and every
-//!   other block, are not touched at all;
-//! - the fixed text parses, every fixed trail is then compliant, and a second run plans no fix
-//!   to write.
+//! - every line of the file is kept, in order, except a replaced `kms_key_id` value and a
+//!   trail body opened up from one line, which must hold the same text plus the one
+//!   `kms_key_id` line (`lines.rs`); inserted text follows the file's line endings;
+//! - trails that are compliant or suppressed get no fix, and every top-level block other than
+//!   a fixed trail or a key (`aws_kms_key`, `aws_kms_key_policy`, `aws_iam_policy_document`)
+//!   is kept byte for byte;
+//! - the fixed text parses, every fixed trail is then compliant, and a second run finds
+//!   nothing to write.
 
 use std::collections::BTreeSet;
-use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ctfix::analyze;
-use ctfix::fix::{self, FixPlanner};
-use ctfix::module::Module;
+use ctfix::discover::ModuleDir;
 use ctfix::parse::SourceFile;
-use ctfix::{Applicability, Edit, Status};
+use ctfix::{Applicability, Report, Settings, Status};
 use hcl_edit::Span;
 
-/// What one run over a file did.
+#[path = "lines.rs"]
+#[allow(clippy::duplicate_mod)] // also a module of `support` in the tests that use both
+mod lines;
+
+/// What one run over a file did (with `--unsafe-fixes`: the most ctfix writes).
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// The file was valid UTF-8 and parsed.
     pub parsed: bool,
     /// `(address, status)` of every trail, in file order.
     pub trails: Vec<(String, Status)>,
-    /// The edits of the fixes that can be written.
-    pub edits: Vec<Edit>,
-    /// The fixed text, when there was anything to fix.
+    /// The fixed text, when there was anything to write.
     pub fixed: Option<String>,
 }
 
@@ -44,253 +45,184 @@ const KEY_BLOCKS: [(&str, &str); 3] = [
     ("data", "aws_iam_policy_document"),
 ];
 
-/// Runs the pipeline on `bytes` as the only file of a module and panics, with the input in
-/// the message, when an invariant breaks.
+/// A directory of its own (in memory when `/dev/shm` exists), removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
+            "ctfix-invariants-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs [`ctfix::check_module`] on `bytes` as the module's only file, `main.tf`.
+fn check_file(bytes: &[u8], min_applicability: Applicability) -> Report {
+    let scratch = Scratch::new();
+    let path = scratch.0.join("main.tf");
+    std::fs::write(&path, bytes).unwrap();
+    let dir = ModuleDir {
+        dir: scratch.0.clone(),
+        files: vec![path.clone()],
+        json_files: Vec::new(),
+        targets: [path].into_iter().collect(),
+    };
+    let settings = Settings {
+        paths: vec![scratch.0.clone()],
+        min_applicability,
+    };
+    ctfix::check_module(&dir, &settings)
+}
+
+/// Runs the pipeline on `bytes`, with safe fixes only and with unsafe ones too, and panics,
+/// with the input in the message, when an invariant breaks. The outcome is the unsafe run's.
 pub fn check_invariants(bytes: &[u8]) -> Outcome {
     let Ok(source) = SourceFile::from_bytes("main.tf", bytes.to_vec()) else {
         return Outcome::default();
     };
     let text = source.text.clone();
-    let module = Module::from_sources(Path::new("."), vec![source]);
-    let Some(body) = module.files[0].body.as_ref() else {
-        assert!(
-            analyze::find_trails(&module).is_empty(),
-            "an unparsed file has no trails"
-        );
-        return Outcome::default();
-    };
-    if known_issue(&module) {
-        return Outcome::default();
+    let parsed = ctfix::parse::parse_source(&source).is_ok();
+    check_run(bytes, &text, Applicability::Safe);
+    let (trails, fixed) = check_run(bytes, &text, Applicability::Unsafe);
+    Outcome {
+        parsed,
+        trails,
+        fixed,
     }
-    let mut outcome = Outcome {
-        parsed: true,
-        ..Outcome::default()
+}
+
+/// One run of the invariants; returns the trails and the fixed text.
+fn check_run(
+    bytes: &[u8],
+    text: &str,
+    min_applicability: Applicability,
+) -> (Vec<(String, Status)>, Option<String>) {
+    let report = check_file(bytes, min_applicability);
+    let trails: Vec<(String, Status)> = report
+        .findings
+        .iter()
+        .map(|f| (f.resource.clone(), f.status))
+        .collect();
+    let mut fixed_addresses = BTreeSet::new();
+    for finding in &report.findings {
+        let selected = finding.fix.as_ref().is_some_and(|f| f.selected);
+        if matches!(finding.status, Status::Compliant | Status::Suppressed) {
+            assert!(
+                finding.fix.is_none(),
+                "{}: a {:?} trail gets a fix\n{text:?}",
+                finding.resource,
+                finding.status
+            );
+        }
+        if selected {
+            fixed_addresses.insert(finding.resource.clone());
+        }
+    }
+    assert!(
+        report.changes.len() <= 1,
+        "changes to files that do not exist: {:?}",
+        report.changes.iter().map(|c| &c.path).collect::<Vec<_>>()
+    );
+    let Some(change) = report.changes.first() else {
+        return (trails, None);
     };
-    // Top-level blocks: (span, may a fix edit inside it).
-    let blocks: Vec<(Range<usize>, bool)> = body
-        .blocks()
-        .filter_map(|block| {
-            let span = block.span()?;
+    assert_eq!(
+        change.before, bytes,
+        "the change does not start from the file"
+    );
+    let after = SourceFile::from_bytes("main.tf", change.after.clone())
+        .expect("the fixed file is text")
+        .text;
+    let fixed = after.clone();
+    let context = || format!("--- input\n{text}\n--- fixed\n{fixed}");
+
+    if let Err(error) = lines::check_lines_kept(text, &after) {
+        panic!("{error}\n{}", context());
+    }
+    let lone_lf = |s: &str| {
+        s.match_indices('\n')
+            .filter(|(i, _)| !s[..*i].ends_with('\r'))
+            .count()
+    };
+    if text.contains("\r\n") && lone_lf(text) == 0 {
+        assert_eq!(
+            lone_lf(&after),
+            0,
+            "an LF-only line inserted into a CRLF file\n{}",
+            context()
+        );
+    }
+    // Every top-level block but a fixed trail and a key is kept byte for byte.
+    if let Ok(body) = hcl_edit::parser::parse_body(text) {
+        for block in body.blocks() {
+            let Some(span) = block.span() else { continue };
             let first = block.labels.first().map(|l| l.as_str());
-            let editable = KEY_BLOCKS
+            let key = KEY_BLOCKS
                 .iter()
                 .any(|(ident, kind)| block.ident.as_str() == *ident && first == Some(*kind));
-            Some((span, editable))
-        })
-        .collect();
-
-    let trails = analyze::find_trails(&module);
-    let mut verdicts = analyze::judge_all(&module, &trails);
-    skip_duplicates(&trails, &mut verdicts);
-    let mut planner = FixPlanner::new(&module);
-    // Trails that must not change, and the fixed ones with the ranges a fix may replace.
-    let mut frozen: Vec<(String, Range<usize>)> = Vec::new();
-    let mut fixed_trails: Vec<FixedTrail> = Vec::new();
-    let mut failed_plans = BTreeSet::new();
-    for (trail, verdict) in trails.iter().zip(verdicts) {
-        outcome.trails.push((trail.address.clone(), verdict.status));
-        let block = module.block(trail.at);
-        let span = block.span().expect("a parsed block has a span");
-        let plan = planner.plan(trail, &verdict.remedy);
-        match verdict.status {
-            Status::Compliant | Status::Suppressed => {
-                frozen.push((trail.address.clone(), span.clone()));
-            }
-            Status::Noncompliant | Status::Unknown => {}
-        }
-        if verdict.status == Status::Suppressed {
-            assert!(
-                plan.is_none(),
-                "{}: a suppressed trail gets a fix",
-                trail.address
-            );
-        }
-        match plan {
-            None => {}
-            Some(Err(_)) => {
-                failed_plans.insert(trail.address.clone());
-            }
-            Some(Ok(planned)) => {
-                if planned.applicability == Applicability::DisplayOnly || planned.edits.is_empty() {
-                    continue;
-                }
-                let value = block
-                    .body
-                    .get_attribute("kms_key_id")
-                    .and_then(|attr| attr.value.span());
-                // The body's `{` is the first one after the last label (a quoted label may
-                // hold braces itself).
-                let labels_end = block
-                    .labels
-                    .last()
-                    .and_then(|label| label.span())
-                    .map_or(span.start, |r| r.end);
-                let open = text[labels_end..span.end].find('{').map(|i| labels_end + i);
-                fixed_trails.push(FixedTrail {
-                    address: trail.address.clone(),
-                    span,
-                    kms_value: value,
-                    open,
+            let fixed_trail = block.ident.as_str() == "resource"
+                && first == Some("aws_cloudtrail")
+                && block.labels.get(1).is_some_and(|l| {
+                    fixed_addresses.contains(&format!("aws_cloudtrail.{}", l.as_str()))
                 });
-                outcome.edits.extend(planned.edits);
+            if !key && !fixed_trail {
+                assert!(
+                    after.contains(&text[span.clone()]),
+                    "a block a fix must not touch changed: {:?}\n{}",
+                    &text[span],
+                    context()
+                );
             }
         }
     }
-    if outcome.edits.is_empty() {
-        return outcome;
-    }
 
-    let edit_refs: Vec<&Edit> = outcome.edits.iter().collect();
-    let fixed = fix::apply_edits(&text, &edit_refs)
-        .unwrap_or_else(|error| panic!("planned edits do not apply: {error}\n{text:?}"));
-    assert_splice(&text, &fixed, &outcome.edits);
-    for edit in &outcome.edits {
-        assert_eq!(
-            edit.path,
-            Path::new("main.tf"),
-            "an edit names another file"
-        );
-        for (address, span) in &frozen {
-            assert!(
-                !touches(&edit.range, span),
-                "an edit at {:?} touches {address}, which must stay unchanged\n{text:?}",
-                edit.range
-            );
-        }
-        let in_fixed_trail = fixed_trails
-            .iter()
-            .find(|trail| touches(&edit.range, &trail.span));
-        let in_block = blocks.iter().find(|(span, _)| touches(&edit.range, span));
-        let replaced = &text[edit.range.clone()];
-        let allowed = match (in_fixed_trail, in_block) {
-            (Some(trail), _) => {
-                edit.range.is_empty()
-                    // Only whitespace goes (before a `}` that moves to its own line).
-                    || replaced.trim().is_empty()
-                    // The `kms_key_id` value, or part of it (`.key_id` → `.arn`).
-                    || trail.kms_value.as_ref().is_some_and(|value| {
-                        value.start <= edit.range.start && edit.range.end <= value.end
-                    })
-                    // A one-line body opened up.
-                    || (trail.open == Some(edit.range.start)
-                        && edit.range.end == trail.span.end
-                        && !replaced.contains('\n'))
-                    // A body that starts on the `{` line, opened up: what followed `{` is
-                    // re-emitted as it was, on a line of its own.
-                    || (trail.open == Some(edit.range.start)
-                        && edit.text.contains(replaced[1..].trim()))
-            }
-            (None, Some((_, editable))) => *editable,
-            (None, None) => edit.range.is_empty(),
-        };
-        assert!(
-            allowed,
-            "an edit at {:?} (replacing {:?}) is outside what a fix may change\n{text:?}",
-            edit.range, replaced
-        );
+    // The fixed file: parses, every fixed trail is compliant, nothing more to write.
+    let reparsed = SourceFile::from_bytes("main.tf", change.after.clone())
+        .and_then(|source| ctfix::parse::parse_source(&source));
+    if let Err(error) = reparsed {
+        panic!("the fixed text does not parse: {error}\n{}", context());
     }
-
-    let again = Module::from_sources(
-        Path::new("."),
-        vec![SourceFile::from_bytes("main.tf", fixed.clone().into_bytes()).unwrap()],
-    );
-    if let Some(error) = again.errors.first() {
-        panic!("the fixed text does not parse: {error}\n--- input\n{text}\n--- fixed\n{fixed}");
-    }
-    let fixed_addresses: BTreeSet<&str> = fixed_trails.iter().map(|t| t.address.as_str()).collect();
-    let trails = analyze::find_trails(&again);
-    let mut verdicts = analyze::judge_all(&again, &trails);
-    skip_duplicates(&trails, &mut verdicts);
-    let mut planner = FixPlanner::new(&again);
-    for (trail, verdict) in trails.iter().zip(verdicts) {
-        if fixed_addresses.contains(trail.address.as_str()) {
+    let again = check_file(&change.after, min_applicability);
+    for finding in &again.findings {
+        if fixed_addresses.contains(&finding.resource) {
             assert_eq!(
-                verdict.status,
+                finding.status,
                 Status::Compliant,
-                "{} is not compliant after its fix ({}: {})\n--- input\n{text}\n--- fixed\n{fixed}",
-                trail.address,
-                verdict.reason,
-                verdict.message
-            );
-        }
-        if let Some(Ok(planned)) = planner.plan(trail, &verdict.remedy) {
-            let writable =
-                planned.applicability > Applicability::DisplayOnly && !planned.edits.is_empty();
-            assert!(
-                !writable || failed_plans.contains(&trail.address),
-                "a second run still fixes {}: {}\n--- input\n{text}\n--- fixed\n{fixed}",
-                trail.address,
-                planned.title
+                "{} is not compliant after its fix ({:?}: {})\n{}",
+                finding.resource,
+                finding.reason,
+                finding.message,
+                context()
             );
         }
     }
-    outcome.fixed = Some(fixed);
-    outcome
-}
-
-/// As `check_module` does: an address declared twice is an error, and neither copy is fixed.
-fn skip_duplicates(trails: &[analyze::Trail], verdicts: &mut [analyze::Verdict]) {
-    for (trail, verdict) in trails.iter().zip(verdicts.iter_mut()) {
-        if trails.iter().filter(|t| t.address == trail.address).count() > 1 {
-            verdict.remedy = analyze::Remedy::None;
-        }
-    }
-}
-
-/// Inputs that hit a bug already reported and covered by a `fixtures/regress-*` case, skipped
-/// so that fuzzing keeps looking for new ones; delete a clause when its fix lands. (Empty:
-/// every bug fuzzing found so far has a fix — see the `fixtures/regress-*` cases.)
-fn known_issue(module: &Module) -> bool {
-    let _ = module;
-    false
-}
-
-struct FixedTrail {
-    address: String,
-    span: Range<usize>,
-    kms_value: Option<Range<usize>>,
-    open: Option<usize>,
-}
-
-/// Whether an edit at `edit` changes or inserts text strictly inside `span` (an insertion
-/// right after a block's closing brace is outside it).
-fn touches(edit: &Range<usize>, span: &Range<usize>) -> bool {
-    if edit.is_empty() {
-        edit.start > span.start && edit.start < span.end
-    } else {
-        edit.start < span.end && span.start < edit.end
-    }
-}
-
-/// Checks, without `apply_edits`, that `after` is `before` with exactly the edits made: every
-/// byte between edits is kept, in order, and each edit's text sits where its range was.
-pub fn assert_splice(before: &str, after: &str, edits: &[Edit]) {
-    let mut sorted: Vec<&Edit> = edits.iter().collect();
-    sorted.sort_by_key(|e| (e.range.start, e.range.end));
-    let (mut cursor, mut out) = (0usize, 0usize);
-    for edit in sorted {
-        assert!(edit.range.start >= cursor, "edits overlap");
-        let kept = &before.as_bytes()[cursor..edit.range.start];
-        assert_eq!(
-            after.as_bytes().get(out..out + kept.len()),
-            Some(kept),
-            "bytes {cursor}..{} of the input changed",
-            edit.range.start
-        );
-        out += kept.len();
-        let inserted = edit.text.as_bytes();
-        assert_eq!(
-            after.as_bytes().get(out..out + inserted.len()),
-            Some(inserted),
-            "the edit at {:?} is not where it belongs",
-            edit.range
-        );
-        out += inserted.len();
-        cursor = edit.range.end;
-    }
-    assert_eq!(
-        &after.as_bytes()[out..],
-        &before.as_bytes()[cursor..],
-        "the input's tail changed"
+    assert!(
+        again.changes.is_empty(),
+        "a second run still writes: {:?}\n{}",
+        again
+            .findings
+            .iter()
+            .filter(|f| f.fix.as_ref().is_some_and(|f| f.selected))
+            .map(|f| &f.resource)
+            .collect::<Vec<_>>(),
+        context()
     );
+    (trails, Some(fixed))
 }

@@ -6,6 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[allow(clippy::duplicate_mod)] // also a module of `invariants` in the tests that use both
+mod lines;
+#[allow(unused_imports)]
+pub use lines::check_lines_kept;
+
 /// The ctfix binary cargo built for these tests.
 pub fn ctfix() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ctfix"));
@@ -70,17 +75,6 @@ pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-/// Whether a line the fix removed (in a line diff of before → after) may go: ctfix changes
-/// no existing line except a replaced `kms_key_id` value, a trail body opened up from one line
-/// (or started on its `{` line), a closing brace moved to its own line, and a last line
-/// without a newline that reappears with one.
-pub fn removed_line_is_allowed(line: &str, before: &str) -> bool {
-    let unterminated_last_line = !line.ends_with('\n') && before.ends_with(line);
-    let trail_header = line.contains("\"aws_cloudtrail\"") && line.contains('{');
-    let closing_braces = line.trim().chars().all(|c| c == '}' || c == ' ');
-    line.contains("kms_key_id") || trail_header || closing_braces || unterminated_last_line
-}
-
 /// Why terraform cannot be used here, or `None` when it can.
 pub fn terraform_missing() -> Option<String> {
     match Command::new("terraform").arg("version").output() {
@@ -141,6 +135,51 @@ pub fn terraform(cli_config: &Path, dir: &Path) -> Command {
 /// Whether tests must fail (rather than be ignored) when a tool is missing: set in CI.
 pub fn tools_required() -> bool {
     std::env::var_os("CTFIX_REQUIRE_TOOLS").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// Gives a test what it needs, or reports it skipped. libtest cannot mark a test ignored once
+/// it runs, so a test without its capability (`Err(reason)`):
+/// - fails under `CTFIX_REQUIRE_TOOLS=1` (CI: nothing may be skipped there);
+/// - otherwise prints `SKIPPED <test>: <reason>` straight to stderr (not captured, so it shows
+///   even though libtest counts the test as passed) and appends the same line to the file
+///   named by `CTFIX_SKIP_LOG`, from which `scripts/test` counts it as skipped, not passed.
+///
+/// Use: `let Some(x) = require(capability()) else { return };`.
+pub fn require<T>(capability: Result<T, String>) -> Option<T> {
+    use std::io::Write;
+    let reason = match capability {
+        Ok(value) => return Some(value),
+        Err(reason) => reason,
+    };
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if tools_required() {
+        panic!("{test}: CTFIX_REQUIRE_TOOLS is set and the test cannot run: {reason}");
+    }
+    let line = format!("SKIPPED {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os("CTFIX_SKIP_LOG") {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+    None
+}
+
+/// `Ok` when `program` runs (`program args…` exits 0), else why not.
+pub fn command_works(program: &str, args: &[&str]) -> Result<(), String> {
+    match Command::new(program).args(args).output() {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(error) => Err(format!("`{program}` is not installed: {error}")),
+    }
 }
 
 /// A `.tf` file holding one trail without `kms_key_id`, labelled `label`.
@@ -209,9 +248,16 @@ pub fn chattr(flag: &str, path: &Path) -> bool {
 pub struct Immutable(PathBuf);
 
 impl Immutable {
-    /// `None` when the attribute cannot be set here (no chattr, no capability, tmpfs…).
-    pub fn set(path: &Path) -> Option<Immutable> {
-        chattr("+i", path).then(|| Immutable(path.to_path_buf()))
+    /// Why not, when the attribute cannot be set here (no chattr, no capability, tmpfs…).
+    pub fn set(path: &Path) -> Result<Immutable, String> {
+        if chattr("+i", path) {
+            Ok(Immutable(path.to_path_buf()))
+        } else {
+            Err(format!(
+                "`chattr +i {}` failed (chattr missing, no CAP_LINUX_IMMUTABLE, or a file system without the attribute)",
+                path.display()
+            ))
+        }
     }
 }
 

@@ -1,0 +1,240 @@
+//! README promises that no fixture shows on its own: SARIF for unknown and suppressed trails,
+//! links to directories not followed, the pre-commit hooks, and the inputs fuzzing found
+//! (`fuzz/seeds/found-*`) replayed through the invariants.
+
+mod support;
+
+#[path = "support/invariants.rs"]
+#[allow(dead_code)]
+mod invariants;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+        .join("input.tf")
+}
+
+#[test]
+fn sarif_reports_unknown_as_warning_and_suppressed_as_a_dismissed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (dir, case) in [
+        ("unknown", "variable-no-default"),
+        ("suppressed", "suppressed-ctfix"),
+    ] {
+        std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        std::fs::copy(fixture(case), tmp.path().join(dir).join("main.tf")).unwrap();
+    }
+    let output = ctfix()
+        .current_dir(tmp.path())
+        .args(["--format", "sarif", "."])
+        .output()
+        .unwrap();
+    // Nothing to fix: the unknown trail needs a person, the suppressed one is accepted.
+    let sarif: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{sarif:#}");
+    let by_uri = |uri: &str| {
+        results
+            .iter()
+            .find(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri)
+            .unwrap_or_else(|| panic!("no result for {uri}: {sarif:#}"))
+    };
+    let unknown = by_uri("unknown/main.tf");
+    assert_eq!(unknown["level"], "warning", "{unknown:#}");
+    assert!(unknown.get("suppressions").is_none(), "{unknown:#}");
+    assert!(unknown.get("fixes").is_none(), "{unknown:#}");
+    let suppressed = by_uri("suppressed/main.tf");
+    assert_eq!(suppressed["level"], "error", "{suppressed:#}");
+    let suppression = &suppressed["suppressions"][0];
+    assert_eq!(suppression["kind"], "inSource", "{suppressed:#}");
+    assert!(
+        suppression["justification"]
+            .as_str()
+            .is_some_and(|j| j.contains("sandbox account")),
+        "{suppressed:#}"
+    );
+    assert!(suppressed.get("fixes").is_none(), "{suppressed:#}");
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        true
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_to_directories_are_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    let tree = tmp.path().join("tree");
+    let target = write_trail_module(&outside, "elsewhere");
+    write_trail_module(&tree.join("inside"), "inside");
+    std::os::unix::fs::symlink(&outside, tree.join("linked")).unwrap();
+    let before = std::fs::read(&target).unwrap();
+
+    let output = ctfix()
+        .current_dir(&tree)
+        .args(["--format", "json", "."])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let resources: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["aws_cloudtrail.inside"], "{json:#}");
+
+    let output = ctfix()
+        .current_dir(&tree)
+        .args(["--apply", "--yes", "."])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "written through a link"
+    );
+    assert!(tree.join("linked").is_symlink());
+}
+
+/// The two hooks of `.pre-commit-hooks.yaml`, run as pre-commit runs them: the entry split on
+/// spaces, with the staged `.tf` files appended.
+#[test]
+fn pre_commit_hooks_fail_on_a_trail_to_fix_and_the_fix_hook_writes_it() {
+    let hooks = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml"),
+    )
+    .unwrap();
+    let entry = |id: &str| -> Vec<String> {
+        let start = hooks
+            .find(&format!("- id: {id}\n"))
+            .unwrap_or_else(|| panic!("no hook {id}"));
+        let line = hooks[start..]
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("entry: "))
+            .unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let files = |id: &str| -> String {
+        let start = hooks.find(&format!("- id: {id}\n")).unwrap();
+        hooks[start..]
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("files: "))
+            .unwrap()
+            .to_owned()
+    };
+    for id in ["ctfix", "ctfix-fix"] {
+        assert_eq!(files(id), r"\.tf$", "{id} runs on .tf files");
+    }
+    let run_hook = |id: &str, dir: &Path, file: &str| {
+        let entry = entry(id);
+        assert_eq!(entry[0], "ctfix", "{id}");
+        Command::new(env!("CARGO_BIN_EXE_ctfix"))
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .args(&entry[1..])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_trail_module(&tmp.path().join("m"), "t");
+    // Check hook: the commit fails while the trail needs a fix.
+    let output = run_hook("ctfix", tmp.path(), "m/main.tf");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("@@"),
+        "--no-diff"
+    );
+    assert!(!std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("kms_key_id"));
+    // Fix hook: writes the safe fix (the file is "staged work": --allow-dirty), exit 0, and
+    // pre-commit then stops the commit because a file changed.
+    let output = run_hook("ctfix-fix", tmp.path(), "m/main.tf");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("kms_key_id"));
+    // And the check hook passes on the fixed file.
+    let output = run_hook("ctfix", tmp.path(), "m/main.tf");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+}
+
+#[test]
+fn inputs_fuzzing_found_hold_the_invariants() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&seeds).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("found-") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let outcome = invariants::check_invariants(&bytes);
+        assert!(!outcome.trails.is_empty(), "{name}: no trail found");
+        replayed += 1;
+    }
+    assert!(replayed >= 9, "only {replayed} found-* seeds");
+}
+
+/// The minimality check itself (`tests/support/lines.rs`): what the fixture, real-tree and
+/// invariant tests rely on must refuse what the old check let through.
+#[test]
+fn the_minimality_check_refuses_lost_or_changed_lines() {
+    let before = "resource \"aws_cloudtrail\" \"t\" {\n  name = \"t\"\n\n  kms_key_id = \"\"\n}\n";
+    let fixed = "resource \"aws_cloudtrail\" \"t\" {\n  name = \"t\"\n\n  kms_key_id = aws_kms_key.t.arn\n}\n\nresource \"aws_kms_key\" \"t\" {}\n";
+    assert_eq!(check_lines_kept(before, fixed), Ok(()));
+    for (what, after) in [
+        ("a blank line dropped", fixed.replacen("\n\n", "\n", 1)),
+        (
+            "a closing brace dropped",
+            fixed.replacen("arn\n}\n", "arn\n", 1),
+        ),
+        (
+            "the kms_key_id line dropped",
+            fixed.replace("  kms_key_id = aws_kms_key.t.arn\n", ""),
+        ),
+        (
+            "the key attribute renamed",
+            fixed.replace("kms_key_id =", "kms_key ="),
+        ),
+        (
+            "the trail header changed",
+            fixed.replace("\"t\" {\n  name", "\"u\" {\n  name"),
+        ),
+        (
+            "another line changed",
+            fixed.replace("name = \"t\"", "name = \"x\""),
+        ),
+    ] {
+        assert!(check_lines_kept(before, &after).is_err(), "{what} passed");
+    }
+    // A one-line body opened up: the same text plus the kms_key_id line, nothing else.
+    let one_line = "resource \"aws_cloudtrail\" \"t\" { name = \"t\" }\n";
+    let opened = "resource \"aws_cloudtrail\" \"t\" {\n  name       = \"t\"\n  kms_key_id = aws_kms_key.t.arn\n}\n";
+    assert_eq!(check_lines_kept(one_line, opened), Ok(()));
+    let extra = opened.replace("  kms_key_id", "  tags = {}\n  kms_key_id");
+    assert!(
+        check_lines_kept(one_line, &extra).is_err(),
+        "an extra attribute passed"
+    );
+    let lost = opened.replace("  name       = \"t\"\n", "");
+    assert!(
+        check_lines_kept(one_line, &lost).is_err(),
+        "a lost attribute passed"
+    );
+    // The last line without a newline may get one; nothing else about it may change.
+    assert_eq!(check_lines_kept("a = 1", "a = 1\n"), Ok(()));
+    assert!(check_lines_kept("a = 1", "a = 2\n").is_err());
+}
