@@ -4,6 +4,7 @@ use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::Span;
 
 use crate::key_check::{check_key, KeyVerdict, PolicySource};
+use crate::key_choice::{offer_key, KeyChoice, Offer, PartialKey};
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
 use crate::resolve::{
@@ -73,8 +74,14 @@ pub enum Remedy {
     GenerateKey,
     /// Point `kms_key_id` at an existing key of the module that CloudTrail can use.
     WireKey {
-        /// The key's label.
-        label: String,
+        /// The key and why it was chosen.
+        choice: KeyChoice,
+    },
+    /// Generate a key; the module's keys that grant CloudTrail part of what it needs are
+    /// named in the fix's note, so a reviewer can extend one of them instead.
+    GenerateKeyNoting {
+        /// Those keys.
+        partial: Vec<PartialKey>,
     },
     /// `kms_key_id` refers to `aws_kms_key.<k>.key_id` / `.id`: refer to `.arn` instead, and
     /// extend the key's policy too when it lacks the grants.
@@ -669,8 +676,8 @@ fn attribute_span(expr: &Expression, attribute: &str) -> Option<std::ops::Range<
     }
 }
 
-/// For a trail that needs a key: wire the module's one unused key that CloudTrail can
-/// already use, or generate one.
+/// For a trail that needs a key: wire the existing key a reviewer would choose, or generate
+/// one (naming the keys that almost fit).
 fn generate_or_wire(
     module: &Module,
     resolver: &Resolver<'_>,
@@ -678,49 +685,11 @@ fn generate_or_wire(
     mut verdict: Verdict,
 ) -> Verdict {
     if verdict.remedy == Remedy::GenerateKey {
-        if let Some(label) = reusable_key(module, resolver, trail) {
-            verdict.remedy = Remedy::WireKey { label };
-        }
+        verdict.remedy = match offer_key(module, resolver, trail) {
+            Offer::Wire(choice) => Remedy::WireKey { choice },
+            Offer::Partial(partial) => Remedy::GenerateKeyNoting { partial },
+            Offer::Nothing => Remedy::GenerateKey,
+        };
     }
     verdict
-}
-
-/// The only `aws_kms_key` of the module that CloudTrail can use, is on the trail's provider,
-/// has no `count`/`for_each`, and no trail refers to yet.
-fn reusable_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Option<String> {
-    if trail.meta_argument.is_some() {
-        return None;
-    }
-    let referenced: Vec<String> = module
-        .find_blocks("resource", Some("aws_cloudtrail"), None)
-        .filter_map(|at| {
-            let attr = module.block(at).body.get_attribute("kms_key_id")?;
-            match resolver.value_of(&attr.value, at.file) {
-                Value::KeyAttribute { label, .. } => Some(label),
-                _ => None,
-            }
-        })
-        .collect();
-    let candidates: Vec<String> = module
-        .find_blocks("resource", Some("aws_kms_key"), None)
-        .filter_map(|at| {
-            let block = module.block(at);
-            let label = block.labels.get(1)?.as_str().to_owned();
-            let text = &module.files[at.file].source.text;
-            let single =
-                !block.body.has_attribute("count") && !block.body.has_attribute("for_each");
-            let same_provider = provider_of(text, block) == trail.provider;
-            // A label that is no identifier (`"this:"`) cannot be referred to.
-            (single
-                && same_provider
-                && crate::module::is_identifier(&label)
-                && !referenced.contains(&label)
-                && matches!(check_key(module, resolver, &label), KeyVerdict::Usable(_)))
-            .then_some(label)
-        })
-        .collect();
-    match candidates.as_slice() {
-        [only] => Some(only.clone()),
-        _ => None,
-    }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::analyze::{ExtendPolicy, Remedy, Trail};
 use crate::key_check::PolicySource;
+use crate::key_choice::{KeyChoice, PartialKey};
 use crate::key_template::{
     cloudtrail_sids_for, document_statements, jsonencode_statements, render_data_source,
     render_key, KeyParams, TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
@@ -81,7 +82,10 @@ impl<'m> FixPlanner<'m> {
             Remedy::VariableFallback { expression } => {
                 self.generate_key(trail, KeyMode::Fallback(expression))
             }
-            Remedy::WireKey { label } => self.wire_key(trail, label),
+            Remedy::GenerateKeyNoting { partial } => self
+                .generate_key(trail, KeyMode::Dedicated)
+                .map(|fix| with_note(fix, partial_keys_note(partial))),
+            Remedy::WireKey { choice } => self.wire_key(trail, choice),
             Remedy::UseArn { attribute, extend } => {
                 self.use_arn(trail, attribute.clone(), extend.as_ref())
             }
@@ -228,9 +232,9 @@ impl<'m> FixPlanner<'m> {
         })
     }
 
-    fn wire_key(&mut self, trail: &Trail, label: &str) -> Result<Fix, FileError> {
+    fn wire_key(&mut self, trail: &Trail, choice: &KeyChoice) -> Result<Fix, FileError> {
         let file = &self.module.files[trail.at.file];
-        let reference = format!("aws_kms_key.{label}.arn");
+        let reference = format!("aws_kms_key.{}{}.arn", choice.label, choice.index);
         let edit = set_attribute(
             &file.source.text,
             self.module.block(trail.at),
@@ -247,11 +251,30 @@ impl<'m> FixPlanner<'m> {
                 ),
             )
         })?;
+        let (applicability, note) = if choice.others.is_empty() {
+            (Applicability::Safe, None)
+        } else {
+            let others: Vec<String> = choice
+                .others
+                .iter()
+                .map(|label| format!("aws_kms_key.{label}"))
+                .collect();
+            (
+                Applicability::Unsafe,
+                Some(format!(
+                    "the module has other keys CloudTrail can use, and nothing ties the chosen one to CloudTrail more than them: {}. Point kms_key_id at the one meant for this trail's logs",
+                    others.join(", ")
+                )),
+            )
+        };
         Ok(Fix {
-            title: format!("set {KMS_KEY_ID} = {reference} (an existing key whose policy already lets CloudTrail use it)"),
-            applicability: Applicability::Safe,
+            title: format!(
+                "set {KMS_KEY_ID} = {reference} (existing key chosen: {})",
+                choice.why
+            ),
+            applicability,
             edits: vec![with_path(&file.source.path, edit)],
-            note: None,
+            note,
         })
     }
 
@@ -475,6 +498,38 @@ impl<'m> FixPlanner<'m> {
             .push((label.clone(), applicability));
         label
     }
+}
+
+/// The fix with `note` added after any note it has.
+fn with_note(mut fix: Fix, note: String) -> Fix {
+    fix.note = Some(match fix.note.take() {
+        Some(first) => format!("{note}; {first}"),
+        None => note,
+    });
+    fix
+}
+
+/// The note of a generated key when the module has keys that grant CloudTrail part of what
+/// it needs: which key, and the statement it lacks.
+fn partial_keys_note(partial: &[PartialKey]) -> String {
+    let keys: Vec<String> = partial
+        .iter()
+        .map(|key| {
+            let granted: Vec<&str> = ["kms:GenerateDataKey*", "kms:DescribeKey"]
+                .into_iter()
+                .filter(|action| !key.missing.contains(action))
+                .collect();
+            let missing = key.missing.join(" and ");
+            format!(
+                "aws_kms_key.{label} already lets CloudTrail {granted}, but its policy has no statement allowing cloudtrail.amazonaws.com {missing} (like {sids}): to use that key instead of a new one, add the statement and set {KMS_KEY_ID} = aws_kms_key.{label}{index}.arn",
+                label = key.label,
+                granted = granted.join(" and "),
+                sids = cloudtrail_sids_for(&key.missing).join(" and "),
+                index = key.index,
+            )
+        })
+        .collect();
+    keys.join("; ")
 }
 
 /// Whether an expression can stand before `==` without parentheses.

@@ -29,6 +29,7 @@ pub mod discover;
 pub mod explain;
 pub mod fix;
 pub mod key_check;
+pub mod key_choice;
 pub mod key_template;
 pub mod model;
 pub mod module;
@@ -201,7 +202,10 @@ fn is_safe_remedy(remedy: &analyze::Remedy) -> bool {
     use analyze::Remedy;
     matches!(
         remedy,
-        Remedy::GenerateKey | Remedy::WireKey { .. } | Remedy::UseArn { extend: None, .. }
+        Remedy::GenerateKey
+            | Remedy::GenerateKeyNoting { .. }
+            | Remedy::WireKey { .. }
+            | Remedy::UseArn { extend: None, .. }
     )
 }
 

@@ -89,6 +89,10 @@ struct CaseConfig {
     /// The reason to report while ctfix leaves this case's trail unfixed.
     #[serde(default)]
     pending: Option<String>,
+    /// The existing key (`aws_kms_key.<k>`) ctfix must wire: every trail's `KmsKeyId` read
+    /// back must be an instance of it.
+    #[serde(default)]
+    key: Option<String>,
 }
 
 /// One `provider "aws" { alias = … }`.
@@ -716,6 +720,21 @@ fn read_back(config: &CaseConfig, state: &Value, moto: &MotoServer) -> Result<()
     for trail in trails {
         if let Err(problem) = check_trail(trail, &managed_keys, moto) {
             problems.push(format!("{}: {problem}", trail.address));
+        }
+        if let Some(expected) = &config.key {
+            let wired = trail.attributes["kms_key_id"]
+                .as_str()
+                .and_then(|arn| managed_keys.get(arn))
+                .copied()
+                .unwrap_or("no key of the configuration");
+            let instance_of =
+                |address: &str| address == expected || address.starts_with(&format!("{expected}["));
+            if !instance_of(wired) {
+                problems.push(format!(
+                    "{}: kms_key_id is {wired}, not the existing key {expected}",
+                    trail.address
+                ));
+            }
         }
     }
     if problems.is_empty() {
