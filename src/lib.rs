@@ -23,6 +23,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod analyze;
+pub mod calls;
 pub mod cli;
 pub mod discover;
 pub mod explain;
@@ -123,16 +124,26 @@ const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 pub fn check(settings: &Settings) -> Report {
     let files_scanned = std::sync::atomic::AtomicUsize::new(0);
     let outcomes = std::sync::Mutex::new(Vec::new());
+    let callers = std::sync::Mutex::new(Vec::new());
     let errors = discover::visit_modules(&settings.paths, &|module: ModuleDir| {
         let files = module.files.len() + module.json_files.len();
         files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
-        if holds_a_trail(&module) {
+        let scan = scan_module(&module);
+        if scan.calls {
+            let mut callers = callers.lock().unwrap_or_else(|p| p.into_inner());
+            callers.push(module.clone());
+        }
+        if scan.trail {
             let outcome = check_module(&module, settings);
             let mut outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner());
             outcomes.push((module.dir, outcome));
         }
     });
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    let callers = callers.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !callers.is_empty() {
+        merge_followed(&mut outcomes, calls::follow(callers, settings));
+    }
     // Merge in directory order, as if the modules had been checked one after the other.
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut report = Report {
@@ -149,12 +160,52 @@ pub fn check(settings: &Settings) -> Report {
     report
 }
 
-/// Whether any target file of the module mentions `aws_cloudtrail` (a byte search; most
-/// Terraform files are never parsed).
+/// Replaces the root findings of called directories with the per-instance ones (their
+/// errors stay), and adds the call-site changes that no other fix of the run touches.
+fn merge_followed(outcomes: &mut Vec<(PathBuf, Report)>, mut followed: calls::Followed) {
+    for (dir, outcome) in outcomes.iter_mut() {
+        if followed.called.contains(&calls::canonical(dir)) {
+            outcome.findings.clear();
+            outcome.changes.clear();
+        }
+    }
+    let taken: BTreeSet<PathBuf> = outcomes
+        .iter()
+        .flat_map(|(_, o)| o.changes.iter().map(|c| c.path.clone()))
+        .collect();
+    let clashing: Vec<PathBuf> = followed
+        .report
+        .changes
+        .iter()
+        .filter(|c| taken.contains(&c.path))
+        .map(|c| c.path.clone())
+        .collect();
+    if !clashing.is_empty() {
+        // Two plans for one file: the module's own fixes go first, the call site's next run.
+        followed
+            .report
+            .changes
+            .retain(|c| !clashing.contains(&c.path));
+        for finding in &mut followed.report.findings {
+            let touches = finding.via.iter().any(|site| clashing.contains(&site.path));
+            if let Some(fix) = finding.fix.as_mut().filter(|f| f.selected && touches) {
+                fix.selected = false;
+                fix.note = Some(
+                    "not written: this run's other fixes change the calling file; run ctfix again"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    outcomes.push((PathBuf::new(), followed.report));
+}
+
+/// Whether any target file of the module mentions `aws_cloudtrail`, and whether any may
+/// call modules (byte searches; most Terraform files are never parsed).
 ///
 /// Each file is read into one buffer per thread with plain `open`/`read` calls (no `stat`,
 /// no allocation per file); a buffer grown past 1 MiB by a large file is released afterwards.
-fn holds_a_trail(module: &ModuleDir) -> bool {
+fn scan_module(module: &ModuleDir) -> calls::Scan {
     use std::io::Read;
     /// Reads `path` into `buffer`, returning the number of bytes read.
     fn read_into(path: &std::path::Path, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
@@ -180,13 +231,19 @@ fn holds_a_trail(module: &ModuleDir) -> bool {
     let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(TRAIL_MARKER));
     BUFFER.with_borrow_mut(|buffer| {
         // A file that cannot be read may hold a trail: the module is loaded, which reports it.
-        let found = module
-            .targets
-            .iter()
-            .any(|path| match read_into(path, buffer) {
-                Ok(len) => finder.find(&buffer[..len]).is_some(),
-                Err(_) => true,
-            });
+        let mut found = calls::Scan::default();
+        for path in &module.targets {
+            match read_into(path, buffer) {
+                Ok(len) => {
+                    found.trail |= finder.find(&buffer[..len]).is_some();
+                    found.calls |= calls::may_call_modules(&buffer[..len]);
+                }
+                Err(_) => found.trail = true,
+            }
+            if found.trail && found.calls {
+                break;
+            }
+        }
         if buffer.len() > 1 << 20 {
             *buffer = Vec::new();
         }
@@ -280,6 +337,7 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             meta_argument: trail.meta_argument.as_ref().map(|m| m.name()),
             fix: summary,
             suppression: verdict.suppression,
+            via: Vec::new(),
         });
         planned.push(fix);
     }
@@ -475,7 +533,11 @@ pub fn apply(report: &mut Report, mut accept: impl FnMut(&FileChange) -> bool) {
     }
     for finding in &mut report.findings {
         if let Some(fix) = &mut finding.fix {
-            if fix.selected && written_paths.contains(&finding.path) {
+            let at_call_site = finding
+                .via
+                .iter()
+                .any(|site| written_paths.contains(&site.path));
+            if fix.selected && (written_paths.contains(&finding.path) || at_call_site) {
                 fix.applied = true;
             }
         }

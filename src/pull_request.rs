@@ -240,6 +240,7 @@ mod tests {
                 diff: None,
             }),
             suppression: None,
+            via: Vec::new(),
         }
     }
 

@@ -66,6 +66,7 @@ pub fn check_json_file(
             },
             fix,
             suppression: None,
+            via: Vec::new(),
         });
     }
     Ok(findings)
