@@ -42,6 +42,9 @@ const META_ARGUMENTS: [&str; 6] = [
     "depends_on",
 ];
 
+/// How a key the caller passes and ctfix verified there is described.
+const VERIFIED_IN_CALLER: &str = ", whose policy lets CloudTrail use it";
+
 /// What the byte search of one directory found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scan {
@@ -49,6 +52,22 @@ pub struct Scan {
     pub trail: bool,
     /// A file mentions both `module` and `source`: it may call modules.
     pub calls: bool,
+}
+
+/// Whether a directory that modules call is also applied on its own (it holds tfvars, which
+/// only a root reads, or has been initialised): then it is judged as a root too.
+pub fn applied_on_its_own(dir: &Path) -> bool {
+    if dir.join("terraform.tfvars").is_file() || dir.join(".terraform").is_dir() {
+        return true;
+    }
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(".auto.tfvars"))
+        })
+    })
 }
 
 /// Whether `bytes` may hold a `module` block (`module` and `source` both appear).
@@ -436,7 +455,7 @@ fn in_caller_terms(caller: &Module, resolver: &Resolver<'_>, value: Value) -> Va
         Value::KeyAttribute { label, attribute } => {
             match (attribute.as_str(), check_key(caller, resolver, &label)) {
                 ("arn", KeyVerdict::Usable(_)) => Value::External(format!(
-                    "the calling module's aws_kms_key.{label}, whose policy lets CloudTrail use it"
+                    "the calling module's aws_kms_key.{label}{VERIFIED_IN_CALLER}"
                 )),
                 _ => Value::Unknown(format!(
                     "the calling module's aws_kms_key.{label}.{attribute}, which is not a key ARN CloudTrail can use (run ctfix on that module's own trails to see why)"
@@ -853,6 +872,16 @@ fn plan(
             .as_ref()
             .map(|m| m.name()));
         let module_prefix = module_address(&instance.frames);
+        if verdict.reason == "external-key" && verdict.message.contains(VERIFIED_IN_CALLER) {
+            // The caller's key was judged there: say so plainly.
+            verdict.reason = "key-verified";
+            verdict.message = verdict
+                .message
+                .split(", outside this module")
+                .next()
+                .unwrap_or_default()
+                .replacen("comes from", "is", 1);
+        }
         plans.push((verdict.status == Status::Noncompliant).then(|| plan_for(view, instance)));
         findings.push(Finding {
             rule: RULE_ID,

@@ -164,7 +164,7 @@ pub fn check(settings: &Settings) -> Report {
 /// errors stay), and adds the call-site changes that no other fix of the run touches.
 fn merge_followed(outcomes: &mut Vec<(PathBuf, Report)>, mut followed: calls::Followed) {
     for (dir, outcome) in outcomes.iter_mut() {
-        if followed.called.contains(&calls::canonical(dir)) {
+        if followed.called.contains(&calls::canonical(dir)) && !calls::applied_on_its_own(dir) {
             outcome.findings.clear();
             outcome.changes.clear();
         }
