@@ -136,29 +136,33 @@ struct Instance {
 }
 
 /// Follows the calls of `candidates` (directories whose files may hold `module` blocks) and
-/// judges every trail instance they reach.
-pub fn follow(candidates: Vec<ModuleDir>, settings: &Settings) -> Followed {
+/// judges every trail instance they reach. `trail_dirs` are the directories the walk found
+/// mentioning `aws_cloudtrail`: only candidates whose calls can lead to a trail are parsed.
+pub fn follow(candidates: Vec<ModuleDir>, trail_dirs: &[PathBuf], settings: &Settings) -> Followed {
     let mut arena = Arena {
         modules: HashMap::new(),
         json: HashMap::new(),
     };
-    let mut keys = Vec::new();
-    for dir in candidates {
-        let key = canonical(&dir.dir);
-        if !arena.modules.contains_key(&key) {
-            arena.modules.insert(key.clone(), Module::load(&dir));
-            keys.push(key);
+    let mut filter = Relevance::new(candidates, trail_dirs);
+    let keys: Vec<PathBuf> = filter.candidates.keys().cloned().collect();
+    let mut relevant: Vec<PathBuf> = keys
+        .into_iter()
+        .filter(|key| filter.relevant(key, 0))
+        .collect();
+    relevant.sort();
+    for key in &relevant {
+        if let Some((dir, _)) = filter.candidates.get(key) {
+            arena.modules.insert(key.clone(), Module::load(dir));
         }
     }
-    keys.sort();
-    // Roots: candidates no local call of another candidate reaches.
+    // Roots: relevant candidates no local call of another reaches.
     let mut called = BTreeSet::new();
-    for key in &keys {
+    for key in &relevant {
         for call in local_calls(&arena.modules[key]) {
             called.insert(call);
         }
     }
-    let roots: Vec<PathBuf> = keys
+    let roots: Vec<PathBuf> = relevant
         .iter()
         .filter(|k| !called.contains(*k))
         .cloned()
@@ -199,6 +203,147 @@ pub fn follow(candidates: Vec<ModuleDir>, settings: &Settings) -> Followed {
     followed.report.findings.extend(not_downloaded);
     followed.report.sort();
     followed
+}
+
+/// Decides cheaply which candidate callers can reach a trail, from the `source` lines of
+/// their files (no parse): a local call to a directory holding `aws_cloudtrail` or to another
+/// such caller, or a registry call when a downloaded module holds a trail or the source
+/// names `cloudtrail`.
+struct Relevance {
+    /// Candidate callers by canonical directory, with the sources their files name.
+    candidates: BTreeMap<PathBuf, (ModuleDir, Vec<String>)>,
+    trails: BTreeSet<PathBuf>,
+    /// Decided directories (`false` while being decided: cycles are not relevant).
+    memo: HashMap<PathBuf, bool>,
+    /// Some root's `.terraform/modules` holds a trail.
+    downloaded_trail: bool,
+}
+
+impl Relevance {
+    fn new(candidates: Vec<ModuleDir>, trail_dirs: &[PathBuf]) -> Self {
+        let trails: BTreeSet<PathBuf> = trail_dirs.iter().map(|d| canonical(d)).collect();
+        let mut downloaded_trail = false;
+        let candidates: BTreeMap<PathBuf, (ModuleDir, Vec<String>)> = candidates
+            .into_iter()
+            .map(|dir| {
+                let sources = quick_sources(&dir.files);
+                downloaded_trail = downloaded_trail || downloaded_holds_trail(&dir.dir);
+                (canonical(&dir.dir), (dir, sources))
+            })
+            .collect();
+        Relevance {
+            candidates,
+            trails,
+            memo: HashMap::new(),
+            downloaded_trail,
+        }
+    }
+
+    fn relevant(&mut self, key: &Path, depth: usize) -> bool {
+        if let Some(&known) = self.memo.get(key) {
+            return known;
+        }
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        self.memo.insert(key.to_path_buf(), false);
+        let Some((dir, sources)) = self.candidates.get(key).cloned() else {
+            return false;
+        };
+        let mut found = false;
+        for source in sources {
+            found = if is_local(&source) {
+                let target = canonical(&dir.dir.join(&source));
+                if self.trails.contains(&target) {
+                    true
+                } else {
+                    if !self.candidates.contains_key(&target) && !self.memo.contains_key(&target) {
+                        // Outside the walk, or walked without a trail or a call: look.
+                        match list_dir(&normalize(&dir.dir.join(&source))) {
+                            Some(listed) => {
+                                let scan = scan_files(&listed.files);
+                                if scan.trail {
+                                    self.trails.insert(target.clone());
+                                } else if scan.calls {
+                                    let sources = quick_sources(&listed.files);
+                                    self.candidates.insert(target.clone(), (listed, sources));
+                                }
+                            }
+                            None => {
+                                self.memo.insert(target.clone(), false);
+                            }
+                        }
+                    }
+                    self.trails.contains(&target) || self.relevant(&target, depth + 1)
+                }
+            } else {
+                self.downloaded_trail || source.to_ascii_lowercase().contains("cloudtrail")
+            };
+            if found {
+                break;
+            }
+        }
+        self.memo.insert(key.to_path_buf(), found);
+        found
+    }
+}
+
+/// The byte searches of [`Scan`] over some files (a file that cannot be read counts as
+/// holding a trail, so that loading it reports the error).
+fn scan_files(files: &[PathBuf]) -> Scan {
+    let mut scan = Scan::default();
+    for path in files {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                scan.trail |= memchr::memmem::find(&bytes, b"aws_cloudtrail").is_some();
+                scan.calls |= may_call_modules(&bytes);
+            }
+            Err(_) => scan.trail = true,
+        }
+    }
+    scan
+}
+
+/// The quoted values of lines `source = "…"` in these files (module sources, and a few
+/// provider sources, which resolve to nothing).
+fn quick_sources(files: &[PathBuf]) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in files {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        if !may_call_modules(&bytes) {
+            continue;
+        }
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let Some(rest) = line.trim_start().strip_prefix("source") else {
+                continue;
+            };
+            let Some(rest) = rest.trim_start().strip_prefix('=') else {
+                continue;
+            };
+            let Some(rest) = rest.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_owned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `.terraform/modules/` of a root holds a downloaded module mentioning
+/// `aws_cloudtrail`.
+fn downloaded_holds_trail(root: &Path) -> bool {
+    read_modules_json(root).is_some_and(|modules| {
+        modules.values().any(|dir| {
+            under_dot_terraform(dir)
+                && list_dir(dir).is_some_and(|listed| scan_files(&listed.files).trail)
+        })
+    })
 }
 
 /// The canonical form of a directory, for comparing spellings; the path itself when it does

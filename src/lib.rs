@@ -142,7 +142,8 @@ pub fn check(settings: &Settings) -> Report {
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
     let callers = callers.into_inner().unwrap_or_else(|p| p.into_inner());
     if !callers.is_empty() {
-        merge_followed(&mut outcomes, calls::follow(callers, settings));
+        let trail_dirs: Vec<PathBuf> = outcomes.iter().map(|(dir, _)| dir.clone()).collect();
+        merge_followed(&mut outcomes, calls::follow(callers, &trail_dirs, settings));
     }
     // Merge in directory order, as if the modules had been checked one after the other.
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
