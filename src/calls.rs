@@ -46,12 +46,66 @@ const META_ARGUMENTS: [&str; 6] = [
 const VERIFIED_IN_CALLER: &str = ", whose policy lets CloudTrail use it";
 
 /// What the byte search of one directory found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {
     /// A file mentions `aws_cloudtrail`.
     pub trail: bool,
     /// A file mentions both `module` and `source`: it may call modules.
     pub calls: bool,
+    /// The values of `source = "…"` lines in those files (module sources, and provider
+    /// sources, which lead nowhere), read without parsing.
+    pub sources: Vec<String>,
+}
+
+impl Scan {
+    /// Adds one file's bytes to the scan.
+    pub fn add(&mut self, bytes: &[u8], trail: bool) {
+        self.trail |= trail;
+        if may_call_modules(bytes) {
+            self.calls = true;
+            for source in sources_in(bytes) {
+                if !self.sources.contains(&source) {
+                    self.sources.push(source);
+                }
+            }
+        }
+    }
+}
+
+/// The quoted values of lines `source = "…"` (found by a byte search; no parse).
+fn sources_in(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for at in memchr::memmem::find_iter(bytes, b"source") {
+        let line_start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+        if !bytes[line_start..at]
+            .iter()
+            .all(|b| *b == b' ' || *b == b'\t')
+        {
+            continue;
+        }
+        let rest = &bytes[at + b"source".len()..];
+        let rest = trim_blank(rest);
+        let Some(rest) = rest.strip_prefix(b"=") else {
+            continue;
+        };
+        let Some(rest) = trim_blank(rest).strip_prefix(b"\"") else {
+            continue;
+        };
+        if let Some(end) = memchr::memchr2(b'"', b'\n', rest) {
+            if rest[end] == b'"' {
+                out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+    }
+    out
+}
+
+fn trim_blank(bytes: &[u8]) -> &[u8] {
+    let skip = bytes
+        .iter()
+        .take_while(|b| **b == b' ' || **b == b'\t')
+        .count();
+    &bytes[skip..]
 }
 
 /// Whether a directory that modules call is also applied on its own (it holds tfvars, which
@@ -138,7 +192,11 @@ struct Instance {
 /// Follows the calls of `candidates` (directories whose files may hold `module` blocks) and
 /// judges every trail instance they reach. `trail_dirs` are the directories the walk found
 /// mentioning `aws_cloudtrail`: only candidates whose calls can lead to a trail are parsed.
-pub fn follow(candidates: Vec<ModuleDir>, trail_dirs: &[PathBuf], settings: &Settings) -> Followed {
+pub fn follow(
+    candidates: Vec<(ModuleDir, Vec<String>)>,
+    trail_dirs: &[PathBuf],
+    settings: &Settings,
+) -> Followed {
     let mut arena = Arena {
         modules: HashMap::new(),
         json: HashMap::new(),
@@ -220,13 +278,12 @@ struct Relevance {
 }
 
 impl Relevance {
-    fn new(candidates: Vec<ModuleDir>, trail_dirs: &[PathBuf]) -> Self {
+    fn new(candidates: Vec<(ModuleDir, Vec<String>)>, trail_dirs: &[PathBuf]) -> Self {
         let trails: BTreeSet<PathBuf> = trail_dirs.iter().map(|d| canonical(d)).collect();
         let mut downloaded_trail = false;
         let candidates: BTreeMap<PathBuf, (ModuleDir, Vec<String>)> = candidates
             .into_iter()
-            .map(|dir| {
-                let sources = quick_sources(&dir.files);
+            .map(|(dir, sources)| {
                 downloaded_trail = downloaded_trail || downloaded_holds_trail(&dir.dir);
                 (canonical(&dir.dir), (dir, sources))
             })
@@ -295,8 +352,8 @@ fn scan_files(files: &[PathBuf]) -> Scan {
     for path in files {
         match std::fs::read(path) {
             Ok(bytes) => {
-                scan.trail |= memchr::memmem::find(&bytes, b"aws_cloudtrail").is_some();
-                scan.calls |= may_call_modules(&bytes);
+                let trail = memchr::memmem::find(&bytes, b"aws_cloudtrail").is_some();
+                scan.add(&bytes, trail);
             }
             Err(_) => scan.trail = true,
         }
@@ -304,35 +361,15 @@ fn scan_files(files: &[PathBuf]) -> Scan {
     scan
 }
 
-/// The quoted values of lines `source = "…"` in these files (module sources, and a few
-/// provider sources, which resolve to nothing).
+/// The module sources named in these files (see [`Scan::sources`]).
 fn quick_sources(files: &[PathBuf]) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut scan = Scan::default();
     for path in files {
-        let Ok(bytes) = std::fs::read(path) else {
-            continue;
-        };
-        if !may_call_modules(&bytes) {
-            continue;
-        }
-        for line in String::from_utf8_lossy(&bytes).lines() {
-            let Some(rest) = line.trim_start().strip_prefix("source") else {
-                continue;
-            };
-            let Some(rest) = rest.trim_start().strip_prefix('=') else {
-                continue;
-            };
-            let Some(rest) = rest.trim_start().strip_prefix('"') else {
-                continue;
-            };
-            if let Some(end) = rest.find('"') {
-                out.push(rest[..end].to_owned());
-            }
+        if let Ok(bytes) = std::fs::read(path) {
+            scan.add(&bytes, false);
         }
     }
-    out.sort();
-    out.dedup();
-    out
+    scan.sources
 }
 
 /// Whether `.terraform/modules/` of a root holds a downloaded module mentioning
@@ -1293,6 +1330,74 @@ mod tests {
         assert_eq!(normalize(Path::new("/a/b/../c")), PathBuf::from("/a/c"));
         assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
         assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+    }
+
+    fn module_of(text: &str) -> Module {
+        let source = crate::parse::SourceFile::from_bytes(
+            PathBuf::from("m/main.tf"),
+            text.as_bytes().to_vec(),
+        )
+        .unwrap();
+        Module::from_sources(Path::new("m"), vec![source])
+    }
+
+    fn key_input(text: &str) -> Option<String> {
+        let module = module_of(text);
+        let at = module
+            .find_blocks("resource", Some("aws_cloudtrail"), None)
+            .next()
+            .unwrap();
+        let attr = module.block(at).body.get_attribute("kms_key_id").unwrap();
+        input_reaching_key(&module, &attr.value, 0)
+    }
+
+    /// Only a variable that reaches kms_key_id unchanged can be set by the caller for the fix.
+    #[test]
+    fn inputs_that_reach_the_key_unchanged() {
+        let trail = |value: &str| {
+            format!("resource \"aws_cloudtrail\" \"t\" {{\n  kms_key_id = {value}\n}}\n")
+        };
+        assert_eq!(key_input(&trail("var.key")).as_deref(), Some("key"));
+        assert_eq!(key_input(&trail("\"${var.key}\"")).as_deref(), Some("key"));
+        assert_eq!(
+            key_input(&trail("coalesce(var.key, \"x\")")).as_deref(),
+            Some("key")
+        );
+        assert_eq!(
+            key_input(&trail("try(var.key, null)")).as_deref(),
+            Some("key")
+        );
+        assert_eq!(
+            key_input(&format!(
+                "locals {{\n  k = var.key\n}}\n{}",
+                trail("local.k")
+            ))
+            .as_deref(),
+            Some("key")
+        );
+        assert_eq!(key_input(&trail("var.on ? var.key : null")), None);
+        assert_eq!(key_input(&trail("coalesce(\"x\", var.key)")), None);
+        assert_eq!(key_input(&trail("var.keys.trail")), None);
+    }
+
+    #[test]
+    fn sources_in_bytes() {
+        assert_eq!(
+            sources_in(b"module \"a\" {\n  source  = \"../trail\"\n  x = \"source = \\\"y\\\"\"\n}\n\tsource=\"acme/ct/aws\"\nsource = \"open"),
+            ["../trail", "acme/ct/aws"]
+        );
+    }
+
+    #[test]
+    fn sources_are_read_from_lines_without_parsing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("main.tf");
+        std::fs::write(
+            &file,
+            "module \"a\" {\n  source  = \"../trail\"\n}\nmodule \"b\" {\n  source=\"acme/ct/aws\"\n}\n# source = 3\n",
+        )
+        .unwrap();
+        assert_eq!(quick_sources(&[file]), ["../trail", "acme/ct/aws"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! and fixes them format-preservingly.
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
+//! [`fix`] (with [`key_template`]); [`calls`] judges trails of called modules per instance
+//! and fixes them at the call site → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
 //! planned. [`cli`] wires them to the
 //! command line; the binary only calls it.
@@ -129,9 +130,9 @@ pub fn check(settings: &Settings) -> Report {
         let files = module.files.len() + module.json_files.len();
         files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
         let scan = scan_module(&module);
-        if scan.calls {
+        if scan.calls && !scan.sources.is_empty() {
             let mut callers = callers.lock().unwrap_or_else(|p| p.into_inner());
-            callers.push(module.clone());
+            callers.push((module.clone(), scan.sources));
         }
         if scan.trail {
             let outcome = check_module(&module, settings);
@@ -170,30 +171,25 @@ fn merge_followed(outcomes: &mut Vec<(PathBuf, Report)>, mut followed: calls::Fo
             outcome.changes.clear();
         }
     }
+    // Two plans for one module (labels and data sources are claimed per plan): the module's
+    // own fixes go first, the call site's on the next run.
     let taken: BTreeSet<PathBuf> = outcomes
         .iter()
-        .flat_map(|(_, o)| o.changes.iter().map(|c| c.path.clone()))
+        .flat_map(|(_, o)| o.changes.iter().filter_map(|c| c.path.parent()))
+        .map(calls::canonical)
         .collect();
-    let clashing: Vec<PathBuf> = followed
-        .report
-        .changes
-        .iter()
-        .filter(|c| taken.contains(&c.path))
-        .map(|c| c.path.clone())
-        .collect();
-    if !clashing.is_empty() {
-        // Two plans for one file: the module's own fixes go first, the call site's next run.
-        followed
-            .report
-            .changes
-            .retain(|c| !clashing.contains(&c.path));
+    let clashes = |path: &std::path::Path| {
+        path.parent()
+            .is_some_and(|dir| taken.contains(&calls::canonical(dir)))
+    };
+    if followed.report.changes.iter().any(|c| clashes(&c.path)) {
+        followed.report.changes.retain(|c| !clashes(&c.path));
         for finding in &mut followed.report.findings {
-            let touches = finding.via.iter().any(|site| clashing.contains(&site.path));
+            let touches = finding.via.iter().any(|site| clashes(&site.path));
             if let Some(fix) = finding.fix.as_mut().filter(|f| f.selected && touches) {
                 fix.selected = false;
                 fix.note = Some(
-                    "not written: this run's other fixes change the calling file; run ctfix again"
-                        .to_owned(),
+                    "not written: this run's other fixes change the calling module; run ctfix again".to_owned(),
                 );
             }
         }
@@ -236,13 +232,10 @@ fn scan_module(module: &ModuleDir) -> calls::Scan {
         for path in &module.targets {
             match read_into(path, buffer) {
                 Ok(len) => {
-                    found.trail |= finder.find(&buffer[..len]).is_some();
-                    found.calls |= calls::may_call_modules(&buffer[..len]);
+                    let trail = finder.find(&buffer[..len]).is_some();
+                    found.add(&buffer[..len], trail);
                 }
                 Err(_) => found.trail = true,
-            }
-            if found.trail && found.calls {
-                break;
             }
         }
         if buffer.len() > 1 << 20 {
