@@ -220,6 +220,16 @@ pub fn judge_all(module: &Module, trails: &[Trail]) -> Vec<Verdict> {
         .collect()
 }
 
+/// Judges every trail of a module with a given resolver: a called module's, which reads
+/// its caller's arguments.
+pub fn judge_all_with(module: &Module, resolver: &Resolver<'_>, trails: &[Trail]) -> Vec<Verdict> {
+    let today = today();
+    trails
+        .iter()
+        .map(|trail| judge_with(module, resolver, trail, &today))
+        .collect()
+}
+
 /// Judges one trail's `kms_key_id`.
 pub fn judge(module: &Module, trail: &Trail) -> Verdict {
     judge_with(module, &Resolver::new(module), trail, &today())
@@ -329,6 +339,10 @@ fn provenance(steps: &[Step]) -> String {
                 name,
                 source: VariableSource::NoDefault,
             } => format!("var.{name}"),
+            Step::Variable {
+                name,
+                source: VariableSource::Caller,
+            } => format!("var.{name} as the caller passes it"),
             Step::Local(name) => format!("local.{name}"),
         })
         .collect();

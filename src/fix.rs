@@ -532,6 +532,133 @@ fn partial_keys_note(partial: &[PartialKey]) -> String {
     keys.join("; ")
 }
 
+/// What [`FixPlanner::generate_key_for_call`] needs: a `module` block of the planner's module
+/// whose instances hold a trail, and the argument that reaches the trail's `kms_key_id`.
+#[derive(Debug, Clone)]
+pub struct CallSiteKey<'a> {
+    /// The `module` block.
+    pub call: BlockRef,
+    /// Its label.
+    pub call_name: &'a str,
+    /// The argument to set (a variable of the called module).
+    pub input: &'a str,
+    /// The trail's name as the caller's arguments make it.
+    pub trail_name: TrailName,
+    /// The trail's instance address, for the key's description when the name is unknown.
+    pub trail_address: &'a str,
+    /// Safe, or unsafe when the argument replaces a value a human set.
+    pub applicability: Applicability,
+}
+
+impl FixPlanner<'_> {
+    /// Generates a key in the calling module, next to the `module` block, with the block's
+    /// provider, `count` and `for_each`, and sets the block's argument to the key's ARN. The
+    /// called module's files are not touched.
+    pub fn generate_key_for_call(&mut self, call: &CallSiteKey<'_>) -> Result<Fix, FileError> {
+        let module = self.module;
+        let file = &module.files[call.call.file];
+        let text = &file.source.text;
+        let path = &file.source.path;
+        let newline = file.source.newline();
+        let block = module.block(call.call);
+        let provider = module_block_provider(text, block);
+        let key_label =
+            self.claim_label("resource", "aws_kms_key", &key_label_base(call.call_name));
+        let mut new_blocks = Vec::new();
+        let partition = self.data_source(
+            "aws_partition",
+            provider.as_deref(),
+            call.applicability,
+            &mut new_blocks,
+        );
+        let identity = self.data_source(
+            "aws_caller_identity",
+            provider.as_deref(),
+            call.applicability,
+            &mut new_blocks,
+        );
+        let mut meta_arguments = Vec::new();
+        if let Some(provider) = &provider {
+            meta_arguments.push(("provider", provider.clone()));
+        }
+        let mut index = "";
+        for (name, instance_index) in [("count", "[count.index]"), ("for_each", "[each.key]")] {
+            if let Some(value) = block
+                .body
+                .get_attribute(name)
+                .and_then(|attr| module.text_of(call.call.file, &attr.value))
+            {
+                meta_arguments.push((name, value.to_owned()));
+                index = instance_index;
+            }
+        }
+        let reference = format!("aws_kms_key.{key_label}{index}.arn");
+        let key = render_key(&KeyParams {
+            key_label: &key_label,
+            trail_address: call.trail_address,
+            trail_name: &call.trail_name,
+            meta_arguments: &meta_arguments,
+            partition_label: &partition,
+            identity_label: &identity,
+        });
+        let wire =
+            set_attribute(text, block, call.input, &reference, newline).ok_or_else(|| {
+                let start = block.ident.span().map_or(0, |r| r.start);
+                let (line, column) = file.source.line_col(start);
+                FileError::at(
+                    path,
+                    line,
+                    column,
+                    format!(
+                        "module.{}: cannot locate the block's braces to set {}",
+                        call.call_name, call.input
+                    ),
+                )
+            })?;
+        let mut blocks = vec![key];
+        blocks.extend(new_blocks.iter().map(|(_, text)| text.clone()));
+        let append = append_after_block(text, block, &blocks, newline);
+        let mut title = format!("generate aws_kms_key.{key_label}");
+        for (address, _) in &new_blocks {
+            title.push_str(&format!(" and {address}"));
+        }
+        title.push_str(&format!(
+            " in the calling module and pass {} = {reference} to module.{}",
+            call.input, call.call_name
+        ));
+        Ok(Fix {
+            title,
+            applicability: call.applicability,
+            edits: vec![with_path(path, wire), with_path(path, append)],
+            note: None,
+        })
+    }
+}
+
+/// The AWS provider a `module` block passes (`providers = { aws = aws.audit }`), normalised
+/// as [`provider_of`] does; `None` for the default provider.
+pub fn module_block_provider(source: &str, block: &Block) -> Option<String> {
+    let attr = block.body.get_attribute("providers")?;
+    let Expression::Object(object) = &attr.value else {
+        return None;
+    };
+    object.iter().find_map(|(key, value)| {
+        let name = match key {
+            ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+            ObjectKey::Expression(expr) => source.get(expr.span()?)?.trim().to_owned(),
+        };
+        if name != "aws" {
+            return None;
+        }
+        let text = source.get(value.expr().span()?)?;
+        Some(
+            text.chars()
+                .filter(|c| !c.is_whitespace() && *c != '"')
+                .collect(),
+        )
+    })
+}
+
 /// Whether an expression can stand before `==` without parentheses.
 fn is_simple_operand(text: &str) -> bool {
     text.chars()

@@ -3,7 +3,8 @@
 //! and fixes them format-preservingly.
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
+//! [`fix`] (with [`key_template`]); [`calls`] judges trails of called modules per instance
+//! and fixes them at the call site → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
 //! planned; [`run`] is one repository's whole run (check, refusals, review, writes, commit,
 //! push, body) as plain data in and out. [`cli`] wires it to the command line (arguments,
@@ -24,6 +25,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod analyze;
+pub mod calls;
 pub mod cli;
 pub mod discover;
 pub mod explain;
@@ -126,16 +128,27 @@ const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 pub fn check(settings: &Settings) -> Report {
     let files_scanned = std::sync::atomic::AtomicUsize::new(0);
     let outcomes = std::sync::Mutex::new(Vec::new());
+    let callers = std::sync::Mutex::new(Vec::new());
     let errors = discover::visit_modules(&settings.paths, &|module: ModuleDir| {
         let files = module.files.len() + module.json_files.len();
         files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
-        if holds_a_trail(&module) {
+        let scan = scan_module(&module);
+        if scan.calls && !scan.sources.is_empty() {
+            let mut callers = callers.lock().unwrap_or_else(|p| p.into_inner());
+            callers.push((module.clone(), scan.sources));
+        }
+        if scan.trail {
             let outcome = check_module(&module, settings);
             let mut outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner());
             outcomes.push((module.dir, outcome));
         }
     });
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    let callers = callers.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !callers.is_empty() {
+        let trail_dirs: Vec<PathBuf> = outcomes.iter().map(|(dir, _)| dir.clone()).collect();
+        merge_followed(&mut outcomes, calls::follow(callers, &trail_dirs, settings));
+    }
     // Merge in directory order, as if the modules had been checked one after the other.
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut report = Report {
@@ -152,12 +165,47 @@ pub fn check(settings: &Settings) -> Report {
     report
 }
 
-/// Whether any target file of the module mentions `aws_cloudtrail` (a byte search; most
-/// Terraform files are never parsed).
+/// Replaces the root findings of called directories with the per-instance ones (their
+/// errors stay), and adds the call-site changes that no other fix of the run touches.
+fn merge_followed(outcomes: &mut Vec<(PathBuf, Report)>, mut followed: calls::Followed) {
+    for (dir, outcome) in outcomes.iter_mut() {
+        if followed.called.contains(&calls::canonical(dir)) && !calls::applied_on_its_own(dir) {
+            outcome.findings.clear();
+            outcome.changes.clear();
+        }
+    }
+    // Two plans for one module (labels and data sources are claimed per plan): the module's
+    // own fixes go first, the call site's on the next run.
+    let taken: BTreeSet<PathBuf> = outcomes
+        .iter()
+        .flat_map(|(_, o)| o.changes.iter().filter_map(|c| c.path.parent()))
+        .map(calls::canonical)
+        .collect();
+    let clashes = |path: &std::path::Path| {
+        path.parent()
+            .is_some_and(|dir| taken.contains(&calls::canonical(dir)))
+    };
+    if followed.report.changes.iter().any(|c| clashes(&c.path)) {
+        followed.report.changes.retain(|c| !clashes(&c.path));
+        for finding in &mut followed.report.findings {
+            let touches = finding.via.iter().any(|site| clashes(&site.path));
+            if let Some(fix) = finding.fix.as_mut().filter(|f| f.selected && touches) {
+                fix.selected = false;
+                fix.note = Some(
+                    "not written: this run's other fixes change the calling module; run ctfix again".to_owned(),
+                );
+            }
+        }
+    }
+    outcomes.push((PathBuf::new(), followed.report));
+}
+
+/// Whether any target file of the module mentions `aws_cloudtrail`, and whether any may
+/// call modules (byte searches; most Terraform files are never parsed).
 ///
 /// Each file is read into one buffer per thread with plain `open`/`read` calls (no `stat`,
 /// no allocation per file); a buffer grown past 1 MiB by a large file is released afterwards.
-fn holds_a_trail(module: &ModuleDir) -> bool {
+fn scan_module(module: &ModuleDir) -> calls::Scan {
     use std::io::Read;
     /// Reads `path` into `buffer`, returning the number of bytes read.
     fn read_into(path: &std::path::Path, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
@@ -183,13 +231,16 @@ fn holds_a_trail(module: &ModuleDir) -> bool {
     let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(TRAIL_MARKER));
     BUFFER.with_borrow_mut(|buffer| {
         // A file that cannot be read may hold a trail: the module is loaded, which reports it.
-        let found = module
-            .targets
-            .iter()
-            .any(|path| match read_into(path, buffer) {
-                Ok(len) => finder.find(&buffer[..len]).is_some(),
-                Err(_) => true,
-            });
+        let mut found = calls::Scan::default();
+        for path in &module.targets {
+            match read_into(path, buffer) {
+                Ok(len) => {
+                    let trail = finder.find(&buffer[..len]).is_some();
+                    found.add(&buffer[..len], trail);
+                }
+                Err(_) => found.trail = true,
+            }
+        }
         if buffer.len() > 1 << 20 {
             *buffer = Vec::new();
         }
@@ -309,6 +360,7 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             meta_argument: trail.meta_argument.as_ref().map(|m| m.name()),
             fix: summary,
             suppression: verdict.suppression,
+            via: Vec::new(),
         });
         planned.push(fix);
     }

@@ -86,6 +86,24 @@ pub struct Finding {
     /// The comment that suppresses this trail, for `suppressed` findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppression: Option<crate::suppress::Suppression>,
+    /// For a trail in a called module: the `module` blocks that reach it, outermost first
+    /// (`resource` is then the instance's address, `module.a.aws_cloudtrail.this`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<CallSite>,
+}
+
+/// A `module` block on the way from a root module to a trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallSite {
+    /// The file holding the `module` block.
+    #[serde(serialize_with = "serialize_path")]
+    pub path: PathBuf,
+    /// 1-based line of the `module` keyword.
+    pub line: usize,
+    /// 1-based column (in characters) of the `module` keyword.
+    pub column: usize,
+    /// `module.<name>`, with the instance key when the call has `count` / `for_each`.
+    pub module: String,
 }
 
 /// What a finding's fix does and how safe it is; the edits themselves live in [`Fix`].

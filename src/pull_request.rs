@@ -241,6 +241,7 @@ mod tests {
                 files: Vec::new(),
             }),
             suppression: None,
+            via: Vec::new(),
         }
     }
 

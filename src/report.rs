@@ -7,7 +7,8 @@
 //!   "version": 1,
 //!   "findings": [{"rule", "path", "line", "column", "resource", "status", "reason",
 //!                 "message", "meta_argument"?, "suppression"?, "fix"?: {"title",
-//!                 "applicability", "selected", "applied", "note"?, "diff"?}}],
+//!                 "applicability", "selected", "applied", "note"?, "diff"?},
+//!                 "via"?: [{"path", "line", "column", "module"}]}],
 //!   "changes":  [{"path", "diff", "written"}],
 //!   "errors":   [{"path", "line", "column", "message"}],   // line/column null when n/a
 //!   "summary":  {"files_scanned", "trails", "compliant", "noncompliant", "unknown",
@@ -16,7 +17,9 @@
 //! }
 //! ```
 //! `status` is one of `compliant`, `noncompliant`, `unknown`, `suppressed`; `applicability`
-//! one of `safe`, `unsafe`, `display-only`. Paths use `/` and are relative as given.
+//! one of `safe`, `unsafe`, `display-only`. `via` (trails in called modules only) lists the
+//! `module` blocks from the root to the trail, outermost first; `resource` is then the
+//! instance's address (`module.prod.aws_cloudtrail.this`). Paths use `/` and are relative as given.
 
 use std::io::{self, Write};
 
@@ -146,6 +149,16 @@ pub fn write_text(
             write!(out, " (every instance of its {meta})")?;
         }
         writeln!(out, ": {}", finding.message)?;
+        for site in &finding.via {
+            writeln!(
+                out,
+                "  via {}:{}:{} ({})",
+                display_path(&site.path),
+                site.line,
+                site.column,
+                site.module
+            )?;
+        }
         if let Some(fix) = &finding.fix {
             let state = if fix.applied {
                 "applied"

@@ -81,13 +81,20 @@ pub enum VariableSource {
     Default,
     /// No default: the caller must pass it.
     NoDefault,
+    /// Passed by the `module` block that calls this module.
+    Caller,
 }
 
 /// Evaluates expressions of one module.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Resolver<'m> {
     module: &'m Module,
     steps: RefCell<Vec<Step>>,
+    /// The arguments of the `module` block calling this module, when it is judged as a
+    /// called module: they replace defaults, and tfvars (read by roots only) do not apply.
+    inputs: Option<std::rc::Rc<BTreeMap<String, Value>>>,
+    /// `each.key` / `each.value` / `count.index` of the instance being evaluated.
+    instance: Option<std::rc::Rc<BTreeMap<String, Value>>>,
 }
 
 impl<'m> Resolver<'m> {
@@ -96,7 +103,34 @@ impl<'m> Resolver<'m> {
         Resolver {
             module,
             steps: RefCell::new(Vec::new()),
+            inputs: None,
+            instance: None,
         }
+    }
+
+    /// A resolver for `module` called with `inputs` (the evaluated arguments of its `module`
+    /// block): an omitted argument takes the variable's default, and tfvars do not apply.
+    pub fn with_inputs(module: &'m Module, inputs: BTreeMap<String, Value>) -> Self {
+        Resolver {
+            inputs: Some(std::rc::Rc::new(inputs)),
+            ..Resolver::new(module)
+        }
+    }
+
+    /// This resolver with `each.key`, `each.value` or `count.index` bound (names as written,
+    /// e.g. `each.key`), for the arguments of one instance of a `module` block.
+    pub fn for_instance(&self, bindings: BTreeMap<String, Value>) -> Self {
+        Resolver {
+            module: self.module,
+            steps: RefCell::new(Vec::new()),
+            inputs: self.inputs.clone(),
+            instance: Some(std::rc::Rc::new(bindings)),
+        }
+    }
+
+    /// The module this resolver evaluates in.
+    pub fn module(&self) -> &'m Module {
+        self.module
     }
 
     /// Evaluates `expr`, found in file `file` of the module, and returns the value with the
@@ -319,11 +353,15 @@ impl<'m> Resolver<'m> {
                 }
                 _ => Value::Unknown("element() of unknown values".into()),
             },
-            "tostring" | "trimspace" | "nonsensitive" | "sensitive" => match arg(0) {
-                Some(Value::String(s)) if name == "trimspace" => Value::String(s.trim().to_owned()),
-                Some(value) => value,
-                None => Value::Unknown(name.into()),
-            },
+            "tostring" | "trimspace" | "nonsensitive" | "sensitive" | "toset" | "tolist" => {
+                match arg(0) {
+                    Some(Value::String(s)) if name == "trimspace" => {
+                        Value::String(s.trim().to_owned())
+                    }
+                    Some(value) => value,
+                    None => Value::Unknown(name.into()),
+                }
+            }
             "length" => match arg(0) {
                 Some(Value::List(items)) => Value::Number(items.len() as f64),
                 Some(Value::Object(map)) => Value::Number(map.len() as f64),
@@ -377,6 +415,18 @@ impl<'m> Resolver<'m> {
                 };
                 self.data_source(data_type, label, &ops[2..], file, depth)
             }
+            "count" | "each" if self.instance.is_some() => {
+                let bound = attr(0).and_then(|name| {
+                    self.instance
+                        .as_ref()?
+                        .get(&format!("{}.{name}", root_ident.as_str()))
+                        .cloned()
+                });
+                match bound {
+                    Some(value) => self.apply_operators(value, &ops[1..], file, depth),
+                    None => Value::Unknown(format!("`{}`", root_ident.as_str())),
+                }
+            }
             "count" | "each" | "path" | "terraform" | "self" => {
                 Value::Unknown(format!("`{}`", root_ident.as_str()))
             }
@@ -391,7 +441,20 @@ impl<'m> Resolver<'m> {
 
     /// The value of a variable under the module's defaults, recording where it came from.
     fn variable(&self, name: &str, depth: usize) -> Value {
-        if let Some((tfvars_file, expr)) = self.module.tfvars_value(name) {
+        if let Some(inputs) = &self.inputs {
+            if let Some(value) = inputs.get(name) {
+                self.steps.borrow_mut().push(Step::Variable {
+                    name: name.to_owned(),
+                    source: VariableSource::Caller,
+                });
+                return value.clone();
+            }
+        }
+        if let Some((tfvars_file, expr)) = self
+            .module
+            .tfvars_value(name)
+            .filter(|_| self.inputs.is_none())
+        {
             self.steps.borrow_mut().push(Step::Variable {
                 name: name.to_owned(),
                 source: VariableSource::Tfvars,

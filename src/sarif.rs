@@ -34,6 +34,23 @@ pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             "locations": [location(finding)],
             "properties": { "reason": finding.reason, "status": finding.status.as_str() },
         });
+        if !finding.via.is_empty() {
+            result["relatedLocations"] = finding
+                .via
+                .iter()
+                .enumerate()
+                .map(|(id, site)| {
+                    json!({
+                        "id": id,
+                        "message": { "text": format!("called as {}", site.module) },
+                        "physicalLocation": {
+                            "artifactLocation": { "uri": display_path(&site.path) },
+                            "region": { "startLine": site.line, "startColumn": site.column },
+                        },
+                    })
+                })
+                .collect();
+        }
         if let Some(suppression) = &finding.suppression {
             result["suppressions"] = json!([{
                 "kind": "inSource",
@@ -45,7 +62,15 @@ pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 "title": fix.title,
                 "applicability": fix.applicability.as_str(),
             });
-            let module = finding.path.parent().unwrap_or(Path::new(""));
+            // A call-site fix changes the calling module: the innermost call site's
+            // directory that has changes.
+            let module = finding
+                .via
+                .iter()
+                .rev()
+                .filter_map(|site| site.path.parent())
+                .find(|dir| report.changes.iter().any(|c| c.path.parent() == Some(*dir)))
+                .unwrap_or_else(|| finding.path.parent().unwrap_or(Path::new("")));
             if fix.selected && !modules_with_fix.iter().any(|m| m == module) {
                 let changes: Vec<&FileChange> = report
                     .changes
@@ -136,7 +161,10 @@ fn module_titles(report: &Report, module: &Path) -> String {
     report
         .findings
         .iter()
-        .filter(|f| f.path.parent() == Some(module))
+        .filter(|f| {
+            f.path.parent() == Some(module)
+                || f.via.iter().any(|site| site.path.parent() == Some(module))
+        })
         .filter_map(|f| f.fix.as_ref().filter(|fix| fix.selected))
         .map(|fix| fix.title.as_str())
         .collect::<Vec<_>>()

@@ -67,6 +67,7 @@ pub fn check_json_file(
             },
             fix,
             suppression: None,
+            via: Vec::new(),
         });
     }
     Ok(findings)

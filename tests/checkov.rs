@@ -187,9 +187,68 @@ fn check_all(checkov: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Every module instance Checkov fails (it evaluates local module calls per instance), ctfix
+/// reports noncompliant too, under the same address.
+fn check_module_instances(checkov: &Path) -> Result<(), Failed> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("module-") && dir.join("input").is_dir() {
+            copy_tree(&dir.join("input"), &tmp.path().join(&name));
+            cases.push(name);
+        }
+    }
+    let (failed, _) = run_checkov(checkov, tmp.path())?;
+    let mut instances = 0;
+    for (id, file, resource) in &failed {
+        if id != "CKV_AWS_35" || !resource.starts_with("module.") {
+            continue;
+        }
+        instances += 1;
+        let case = file.trim_start_matches('/').split('/').next().unwrap_or("");
+        let output = run_ctfix(&["--format", "json"], &tmp.path().join(case));
+        let json: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        let status = json["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["resource"] == resource.as_str())
+            .map(|f| f["status"].clone());
+        if status != Some(serde_json::Value::from("noncompliant")) {
+            return Err(format!(
+                "{case}: Checkov fails {resource}, ctfix reports {status:?}: {json:#}"
+            )
+            .into());
+        }
+    }
+    eprintln!(
+        "checkov over {} module fixtures: {instances} module instances fail CKV_AWS_35, all reported noncompliant by ctfix",
+        cases.len()
+    );
+    if instances == 0 {
+        return Err("Checkov failed no module instance: the comparison proved nothing".into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let found = checkov();
+    let mut modules = Trial::test("checkov::module_instances", {
+        let found = found.clone();
+        move || match &found {
+            Some(path) => check_module_instances(path),
+            None => Err("checkov is required here (set CTFIX_CHECKOV or put it on PATH)".into()),
+        }
+    });
+    if found.is_none() && !tools_required() {
+        eprintln!("SKIPPED checkov::module_instances: checkov not found (set CTFIX_CHECKOV=/path/to/checkov)");
+        modules = modules.with_ignored_flag(true);
+    }
     let mut trial = Trial::test("checkov::fixed_fixtures", {
         let found = found.clone();
         move || match &found {
@@ -201,5 +260,5 @@ fn main() {
         eprintln!("SKIPPED checkov::fixed_fixtures: checkov not found (set CTFIX_CHECKOV=/path/to/checkov)");
         trial = trial.with_ignored_flag(true);
     }
-    libtest_mimic::run(&args, vec![trial]).exit();
+    libtest_mimic::run(&args, vec![trial, modules]).exit();
 }
