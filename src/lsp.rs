@@ -34,7 +34,7 @@ use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestI
 use lsp_types::notification::Notification as _;
 use lsp_types::request::Request as _;
 use lsp_types::{
-    CodeAction, CodeActionKind, CodeActionOptions, CodeActionOrCommand, CodeActionParams,
+    CodeAction, CodeActionKind, CodeActionOptions, CodeActionOrCommand,
     CodeActionProviderCapability, CodeDescription, Diagnostic, DiagnosticSeverity,
     DidChangeTextDocumentParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
     DidOpenTextDocumentParams, DidSaveTextDocumentParams, DocumentChanges, Hover, HoverContents,
@@ -172,6 +172,16 @@ fn respond_catching(
             ),
         ),
     }
+}
+
+/// The part of a code action request ctfix reads. The context's diagnostics are not read:
+/// actions come from the current judgement, and a client that sends them malformed (Neovim
+/// 0.7 can) still gets its fixes.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeActionWhere {
+    text_document: lsp_types::TextDocumentIdentifier,
+    range: Range,
 }
 
 /// Why a request got no result.
@@ -426,7 +436,7 @@ impl Server {
         use lsp_types::request::{CodeActionRequest, HoverRequest};
         match request.method.as_str() {
             CodeActionRequest::METHOD => {
-                let params: CodeActionParams = serde_json::from_value(request.params.clone())?;
+                let params: CodeActionWhere = serde_json::from_value(request.params.clone())?;
                 let actions = self.code_actions(&params).map_err(RequestError::Invalid)?;
                 Ok(serde_json::to_value(actions)?)
             }
@@ -675,7 +685,7 @@ impl Server {
 
     fn code_actions(
         &mut self,
-        params: &CodeActionParams,
+        params: &CodeActionWhere,
     ) -> anyhow::Result<Vec<CodeActionOrCommand>> {
         let path = path_of(&params.text_document.uri)?;
         if file_kind(&path) != Some(FileKind::Native) {
@@ -1072,7 +1082,7 @@ mod tests {
         let response = respond_catching(RequestId::from(7), "textDocument/codeAction", || {
             panic!("boom")
         });
-        let error = response.error.expect("an error response");
+        let error = response.response_result.expect_err("an error response");
         assert_eq!(error.code, ErrorCode::InternalError as i32);
         assert!(error.message.contains("boom"), "{}", error.message);
         assert_eq!(response.id, RequestId::from(7));
@@ -1085,6 +1095,6 @@ mod tests {
         let a = trail_range(path, text, 1, 1, Encoding::Utf16);
         assert_eq!(a, Range::new(Position::new(2, 2), Position::new(2, 17)));
         let b = trail_range(path, text, 5, 1, Encoding::Utf16);
-        assert_eq!(b, Range::new(Position::new(4, 0), Position::new(4, 32)));
+        assert_eq!(b, Range::new(Position::new(4, 0), Position::new(4, 31)));
     }
 }

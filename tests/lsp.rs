@@ -278,7 +278,7 @@ fn apply_output(dir: &Path, file: &str, text: &str, extra: &[&str]) -> String {
     copy_tree(dir, &copy);
     std::fs::write(copy.join(file), text).unwrap();
     let output = ctfix()
-        .args(["--apply"])
+        .args(["--apply", "--yes"])
         .args(extra)
         .arg(&copy)
         .output()
@@ -626,11 +626,20 @@ local ok, err = pcall(function()
   vim.lsp.buf_attach_client(bufnr, client_id)
   assert(vim.wait(60000, function() return #vim.diagnostic.get(bufnr) > 0 end, 50), 'no diagnostic')
   local d = vim.diagnostic.get(bufnr)[1]
-  local lsp_diagnostic = (d.user_data or {}).lsp or {}
-  log('diagnostic ' .. tostring(lsp_diagnostic.code or d.code) .. ' at line ' .. d.lnum)
+  -- The diagnostics as the server sent them (0.8+ keeps them in user_data.lsp).
+  local sent = {}
+  for _, x in ipairs(vim.diagnostic.get(bufnr)) do
+    local raw = (x.user_data or {}).lsp
+    if raw and raw.range then table.insert(sent, raw) end
+  end
+  if #sent == 0 and vim.lsp.diagnostic.get_line_diagnostics then
+    sent = vim.lsp.diagnostic.get_line_diagnostics(bufnr, d.lnum)
+  end
+  assert(#sent > 0, 'no protocol diagnostic')
+  log('diagnostic ' .. tostring(sent[1].code) .. ' at line ' .. d.lnum)
   vim.api.nvim_win_set_cursor(0, { d.lnum + 1, d.col })
   local params = vim.lsp.util.make_range_params()
-  params.context = { diagnostics = { lsp_diagnostic } }
+  params.context = { diagnostics = sent }
   local responses = vim.lsp.buf_request_sync(bufnr, 'textDocument/codeAction', params, 60000)
   local action
   for _, response in pairs(responses or {}) do
@@ -638,7 +647,7 @@ local ok, err = pcall(function()
       if candidate.kind == 'quickfix' then action = candidate end
     end
   end
-  assert(action, 'no quick fix offered')
+  assert(action, 'no quick fix offered: ' .. vim.inspect(responses))
   log('action ' .. action.title)
   local client = vim.lsp.get_client_by_id(client_id)
   vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding or 'utf-16')
