@@ -89,7 +89,6 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
             name: "ctfix".to_owned(),
             version: Some(env!("CARGO_PKG_VERSION").to_owned()),
         }),
-        ..InitializeResult::default()
     };
     connection
         .initialize_finish(id, serde_json::to_value(result)?)
