@@ -597,22 +597,27 @@ impl Server {
         let encoding = self.encoding;
         let text = self.text_of(&finding.path, texts)?;
         let range = trail_range(&finding.path, text, finding.line, finding.column, encoding);
-        let mut message = format!("{}: {}", finding.resource, finding.message);
+        let mut message = format!(
+            "{}: {} ({})",
+            finding.resource, finding.message, finding.reason
+        );
         if let Some(fix) = &finding.fix {
-            match fix.applicability {
-                Applicability::Safe | Applicability::Unsafe if fix.note.is_none() => {
-                    message.push_str(&format!(
-                        "\nquick fix ({}): {}",
-                        fix.applicability.as_str(),
-                        fix.title
-                    ));
-                }
-                _ => {
-                    message.push_str(&format!("\nto fix by hand: {}", fix.title));
-                    if let Some(note) = &fix.note {
-                        message.push_str(&format!(" ({note})"));
-                    }
-                }
+            let offered = match fix.applicability {
+                Applicability::Safe => fix.selected,
+                Applicability::Unsafe => true,
+                Applicability::DisplayOnly => false,
+            };
+            if offered {
+                message.push_str(&format!(
+                    "\nquick fix ({}): {}",
+                    fix.applicability.as_str(),
+                    fix.title
+                ));
+            } else {
+                message.push_str(&format!("\nto fix by hand: {}", fix.title));
+            }
+            if let Some(note) = &fix.note {
+                message.push_str(&format!("\nnote: {note}"));
             }
         }
         Some(Diagnostic {

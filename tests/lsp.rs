@@ -542,6 +542,42 @@ fn unopened_files_of_the_module_are_judged_from_disk() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Keystrokes within the quiet period are judged once, on the last text, and only their
+/// module is judged again.
+fn only_the_changed_module_is_judged_once_quiet() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a/main.tf"), tmp.path().join("b/main.tf"));
+    write_trail_module(a.parent().unwrap(), "a");
+    write_trail_module(b.parent().unwrap(), "b");
+    let text = trail_tf("a");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 1000}));
+    client.open(&a, &text);
+    client.open(&b, &trail_tf("b"));
+    client.diagnostics(&uri(&a));
+    client.diagnostics(&uri(&b));
+    for version in 2..=6 {
+        client.change(&a, version, &format!("{}# {version}\n", text));
+    }
+    let message = client
+        .wait_for(|m| m["method"] == "textDocument/publishDiagnostics")
+        .ok_or("no diagnostics after the changes")?;
+    check(message["params"]["uri"] == uri(&a), || format!("{message}"))?;
+    check(message["params"]["version"] == 6, || format!("{message}"))?;
+    // Anything published since would arrive before the response to this request.
+    client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&b)}, "position": {"line": 0, "character": 0}}),
+    );
+    let extra: Vec<&Value> = client
+        .backlog
+        .iter()
+        .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+        .collect();
+    check(extra.is_empty(), || format!("judged again: {extra:#?}"))?;
+    client.shut_down();
+    Ok(())
+}
+
 /// `exit` without `shutdown` ends the server with code 1, as the protocol says.
 fn exit_without_shutdown() -> Result<(), Failed> {
     let mut client = Client::start(json!({}), json!({}));
@@ -750,6 +786,10 @@ fn main() {
         Trial::test(
             "lsp::unopened_files_of_the_module_are_judged_from_disk",
             unopened_files_of_the_module_are_judged_from_disk,
+        ),
+        Trial::test(
+            "lsp::only_the_changed_module_is_judged_once_quiet",
+            only_the_changed_module_is_judged_once_quiet,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
     ];
