@@ -578,6 +578,43 @@ fn only_the_changed_module_is_judged_once_quiet() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A fix that touches another file of the module (the shared data sources) carries that
+/// file's edits too, unversioned when it is not open: together they are what `--apply`
+/// writes, and the title says the other trail is fixed with it.
+fn fix_spans_the_module_files() -> Result<(), Failed> {
+    let (_tmp, dir) = copy_input("two-files-one-module");
+    let (a, b) = (dir.join("a.tf"), dir.join("b.tf"));
+    let (a_text, b_text) = (
+        std::fs::read_to_string(&a).unwrap(),
+        std::fs::read_to_string(&b).unwrap(),
+    );
+    let capabilities = json!({"workspace": {"workspaceEdit": {"documentChanges": true}}});
+    let mut client = Client::start(capabilities, json!({"debounceMs": 20}));
+    client.open(&b, &b_text);
+    let diagnostics = client.diagnostics(&uri(&b));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let actions = client.code_actions(&b, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let title = actions[0]["title"].as_str().unwrap();
+    check(title.contains("also fixes 1 other trail"), || {
+        title.to_owned()
+    })?;
+    let edit = &actions[0]["edit"];
+    let (a_edits, a_version) = edits_for(edit, &uri(&a));
+    let (b_edits, b_version) = edits_for(edit, &uri(&b));
+    check(a_version.is_none() && b_version == Some(1), || {
+        format!("{edit}")
+    })?;
+    let expected = fixture("two-files-one-module").join("expected");
+    for (text, edits, name) in [(&a_text, &a_edits, "a.tf"), (&b_text, &b_edits, "b.tf")] {
+        let fixed = apply_edits(text, edits);
+        let want = std::fs::read_to_string(expected.join(name)).unwrap();
+        check(fixed == want, || format!("{name}:\n{fixed}\n---\n{want}"))?;
+    }
+    client.shut_down();
+    Ok(())
+}
+
 /// `exit` without `shutdown` ends the server with code 1, as the protocol says.
 fn exit_without_shutdown() -> Result<(), Failed> {
     let mut client = Client::start(json!({}), json!({}));
@@ -790,6 +827,10 @@ fn main() {
         Trial::test(
             "lsp::only_the_changed_module_is_judged_once_quiet",
             only_the_changed_module_is_judged_once_quiet,
+        ),
+        Trial::test(
+            "lsp::fix_spans_the_module_files",
+            fix_spans_the_module_files,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
     ];
