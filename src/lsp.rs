@@ -10,8 +10,9 @@
 //!   trails get none; a file that does not parse gets one at the parser's position;
 //! - a `quickfix` code action per fixable trail whose edit is exactly what `ctfix --apply`
 //!   (safe fixes) or `ctfix --apply --unsafe-fixes` (unsafe fixes) writes for the module;
-//!   it is computed on the current text, so it is never stale, and it carries each open
-//!   document's version so that a client applying it after a later change refuses it;
+//!   none is offered while a change waits to be judged, so none is stale, and each carries
+//!   the open documents' versions so that a client applying it after a later change
+//!   refuses it;
 //! - hover over a diagnostic's range shows `ctfix --explain`.
 //!
 //! Judging is debounced: a change marks its module dirty, and the module is judged once no
@@ -94,6 +95,8 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
         .initialize_finish(id, serde_json::to_value(result)?)
         .context("initialize failed")?;
     loop {
+        // Before reading: a steady stream of messages must not hold back a due module.
+        server.judge_due();
         let message = match server.next_deadline() {
             Some(deadline) => match connection
                 .receiver
@@ -111,7 +114,7 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
             },
         };
         match message {
-            None => server.judge_due(),
+            None => {}
             Some(Message::Request(request)) => {
                 if connection.handle_shutdown(&request)? {
                     return Ok(());
@@ -669,19 +672,23 @@ impl Server {
         }
     }
 
-    /// The judged module of a file, judged now if it is waiting or was never judged, so
-    /// that no answer comes from text older than the editor's.
-    fn fresh_judgement(&mut self, path: &Path) -> Option<&Judged> {
+    /// The judgement of a file's module that matches the current text, or `None` while a
+    /// change waits for its quiet period: answers (fixes above all) never come from text
+    /// older than the editor's. A module never judged, or whose planned changes no longer
+    /// start from the files' current text (a file changed on disk), is judged now.
+    fn current_judgement(&mut self, path: &Path) -> Option<&Judged> {
         let dir = path.parent()?.to_path_buf();
-        let stale =
-            self.dirty.contains_key(&dir)
-                || self.judged.get(&dir).is_none_or(|judged| {
-                    !judged.report.changes.iter().all(|change| {
-                        self.current_bytes(&change.path).as_ref() == Some(&change.before)
-                    })
-                });
+        if self.dirty.contains_key(&dir) {
+            return None;
+        }
+        let stale = self.judged.get(&dir).is_none_or(|judged| {
+            !judged
+                .report
+                .changes
+                .iter()
+                .all(|change| self.current_bytes(&change.path).as_ref() == Some(&change.before))
+        });
         if stale {
-            self.dirty.remove(&dir);
             self.judge(&dir);
         }
         self.judged.get(&dir)
@@ -696,7 +703,7 @@ impl Server {
             return Ok(Vec::new());
         }
         let encoding = self.encoding;
-        let Some(judged) = self.fresh_judgement(&path) else {
+        let Some(judged) = self.current_judgement(&path) else {
             return Ok(Vec::new());
         };
         let safe_report = judged.report.clone();
@@ -812,7 +819,7 @@ impl Server {
         let document = &params.text_document_position_params;
         let path = path_of(&document.text_document.uri)?;
         let position = document.position;
-        let Some(judged) = self.fresh_judgement(&path) else {
+        let Some(judged) = self.current_judgement(&path) else {
             return Ok(None);
         };
         let findings: Vec<Finding> = judged

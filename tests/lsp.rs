@@ -492,22 +492,32 @@ fn suppressed_and_compliant_trails_get_none() -> Result<(), Failed> {
     Ok(())
 }
 
-/// A code action asked for while a change waits for its quiet period is computed on the
-/// changed text, never on the text the last diagnostics came from, and names the document's
-/// version so that a client refuses it once the document moves on.
+/// No fix is offered while a change waits for its quiet period (the last diagnostics came
+/// from older text); once the change is judged, the fix is computed on the changed text and
+/// names the document's version, so that a client refuses it once the document moves on.
 fn no_stale_fix() -> Result<(), Failed> {
     let (_tmp, dir) = copy_input("control-example");
     let main = dir.join("main.tf");
     let text = std::fs::read_to_string(&main).unwrap();
     let capabilities = json!({"workspace": {"workspaceEdit": {"documentChanges": true}}});
-    // A quiet period long enough that the change below is still waiting.
-    let mut client = Client::start(capabilities, json!({"debounceMs": 60000}));
+    // A quiet period long enough for a request to come while the change below waits.
+    let mut client = Client::start(capabilities, json!({"debounceMs": 3000}));
     client.open(&main, &text);
     let diagnostics = client.diagnostics(&uri(&main));
     check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
     let moved = format!("# Audit trail.\n# Owned by security.\n{text}");
     client.change(&main, 2, &moved);
     let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 999, "character": 0}});
+    let waiting = client.code_actions(&main, &whole);
+    check(waiting.is_empty(), || {
+        format!("offered before judging: {waiting:#?}")
+    })?;
+    // The diagnostics moved with the text.
+    let diagnostics = client.diagnostics(&uri(&main));
+    check(
+        diagnostics.len() == 1 && diagnostics[0]["range"]["start"]["line"] == 2,
+        || format!("{diagnostics:#?}"),
+    )?;
     let actions = client.code_actions(&main, &whole);
     check(actions.len() == 1, || format!("{actions:#?}"))?;
     let (edits, version) = edits_for(&actions[0]["edit"], &uri(&main));
@@ -515,12 +525,6 @@ fn no_stale_fix() -> Result<(), Failed> {
     let fixed = apply_edits(&moved, &edits);
     let expected = apply_output(&dir, "main.tf", &moved, &[]);
     check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
-    // The diagnostics moved with the text.
-    let diagnostics = client.diagnostics(&uri(&main));
-    check(
-        diagnostics.len() == 1 && diagnostics[0]["range"]["start"]["line"] == 2,
-        || format!("{diagnostics:#?}"),
-    )?;
     client.shut_down();
     Ok(())
 }
