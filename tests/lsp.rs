@@ -752,9 +752,9 @@ fn nvim_found() -> bool {
 
 /// The median time from didChange to publishDiagnostics for `file`, over `runs` changes that
 /// alternate between the file's text and the text with a comment added.
-fn median_latency(file: &Path, runs: usize) -> Duration {
+fn median_latency(file: &Path, runs: usize, debounce_ms: u64) -> Duration {
     let text = std::fs::read_to_string(file).unwrap();
-    let mut client = Client::start(json!({}), json!({"debounceMs": 0}));
+    let mut client = Client::start(json!({}), json!({"debounceMs": debounce_ms}));
     client.open(file, &text);
     client.diagnostics(&uri(file));
     let mut times = Vec::new();
@@ -790,16 +790,18 @@ fn first_trail_file(root: &Path) -> Option<PathBuf> {
 }
 
 fn measure_latency() -> Result<(), Failed> {
-    let demo = fixture("demo").join("live/prod/cloudtrail.tf");
-    let median = median_latency(&demo, 41);
-    eprintln!("lsp latency, didChange to publishDiagnostics, fixtures/demo (debounce 0): median {median:?} over 41 changes");
+    let mut files = vec![fixture("demo").join("live/prod/cloudtrail.tf")];
     if let Some(tree) = std::env::var_os("CTFIX_LSP_LATENCY_TREE") {
-        let file = first_trail_file(Path::new(&tree)).ok_or("no trail in the tree")?;
-        let median = median_latency(&file, 41);
-        eprintln!(
-            "lsp latency, didChange to publishDiagnostics, {} (debounce 0): median {median:?} over 41 changes",
-            file.display()
-        );
+        files.push(first_trail_file(Path::new(&tree)).ok_or("no trail in the tree")?);
+    }
+    for file in files {
+        for debounce in [0, 100] {
+            let median = median_latency(&file, 41, debounce);
+            eprintln!(
+                "lsp latency, didChange to publishDiagnostics, {} (debounce {debounce} ms): median {median:?} over 41 changes",
+                file.display()
+            );
+        }
     }
     Ok(())
 }
