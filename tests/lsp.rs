@@ -7,7 +7,8 @@
 //!
 //! `CTFIX_LSP_LATENCY=1` adds a measurement (not a test): the median time from didChange to
 //! publishDiagnostics on fixtures/demo and, with `CTFIX_LSP_LATENCY_TREE=DIR`, on the first
-//! trail file of that tree (e.g. one made by `cargo run --release --example gen_monorepo`).
+//! trail file of that tree (e.g. one made by `cargo run --release --example gen_monorepo`);
+//! `CTFIX_LSP_BIN=target/release/ctfix` times a release build.
 
 mod support;
 
@@ -47,7 +48,11 @@ struct Client {
 impl Client {
     /// Starts the server and completes the handshake.
     fn start(capabilities: Value, options: Value) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ctfix"))
+        // The measurement may time another build (`CTFIX_LSP_BIN=target/release/ctfix`).
+        let binary = std::env::var_os("CTFIX_LSP_BIN")
+            .filter(|_| std::env::var_os("CTFIX_LSP_LATENCY").is_some())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_ctfix").into());
+        let mut child = Command::new(binary)
             .arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
