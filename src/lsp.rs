@@ -94,9 +94,13 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
     connection
         .initialize_finish(id, serde_json::to_value(result)?)
         .context("initialize failed")?;
+    // After `shutdown`, only `exit` is acted on (a client may still send notifications).
+    let mut shut_down = false;
     loop {
         // Before reading: a steady stream of messages must not hold back a due module.
-        server.judge_due();
+        if !shut_down {
+            server.judge_due();
+        }
         let message = match server.next_deadline() {
             Some(deadline) => match connection
                 .receiver
@@ -116,8 +120,18 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
         match message {
             None => {}
             Some(Message::Request(request)) => {
-                if connection.handle_shutdown(&request)? {
-                    return Ok(());
+                if request.method == lsp_types::request::Shutdown::METHOD {
+                    shut_down = true;
+                    server.send(Message::Response(Response::new_ok(request.id, ())));
+                    continue;
+                }
+                if shut_down {
+                    server.send(Message::Response(Response::new_err(
+                        request.id,
+                        ErrorCode::InvalidRequest as i32,
+                        "ctfix lsp is shutting down".to_owned(),
+                    )));
+                    continue;
                 }
                 let response = respond_catching(request.id.clone(), &request.method, || {
                     server.handle_request(&request)
@@ -126,7 +140,13 @@ pub fn serve(connection: &Connection) -> anyhow::Result<()> {
             }
             Some(Message::Notification(notification)) => {
                 if notification.method == lsp_types::notification::Exit::METHOD {
-                    return Err(anyhow!("exit before shutdown"));
+                    return match shut_down {
+                        true => Ok(()),
+                        false => Err(anyhow!("exit before shutdown")),
+                    };
+                }
+                if shut_down {
+                    continue;
                 }
                 let method = notification.method.clone();
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
