@@ -33,6 +33,7 @@ pub mod fix;
 pub mod key_check;
 pub mod key_choice;
 pub mod key_template;
+pub mod lsp;
 pub mod model;
 pub mod module;
 pub mod parse;
@@ -262,7 +263,18 @@ fn is_safe_remedy(remedy: &analyze::Remedy) -> bool {
 
 /// Analyzes and plans fixes for one module.
 pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
-    let module = Module::load(dir);
+    check_module_with(dir, settings, &module::Overlay::new())
+}
+
+/// [`check_module`] with the text of the files `overlay` names taken from it instead of the
+/// disk (the language server judges an editor's unsaved buffers). Changes are planned against
+/// that text: their `before` is the overlay's bytes.
+pub fn check_module_with(
+    dir: &ModuleDir,
+    settings: &Settings,
+    overlay: &module::Overlay,
+) -> Report {
+    let module = Module::load_with(dir, overlay);
     let mut report = Report {
         errors: module.errors.clone(),
         ..Report::default()

@@ -19,6 +19,18 @@ fn main() -> ExitCode {
             std::process::exit(130);
         }
     });
+    // `ctfix lsp`: the language server speaks its own protocol on stdin/stdout and takes no
+    // options (`--stdio`, which some editors pass, is the only transport).
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "lsp") {
+        return match ctfix::lsp::serve_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "ctfix lsp: error: {error:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = ctfix::cli::Args::parse();
     args.color.write_global();
     let stdout = anstream::stdout();

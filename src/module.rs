@@ -11,6 +11,9 @@ use crate::discover::ModuleDir;
 use crate::model::FileError;
 use crate::parse::{parse_source, read_source, SourceFile};
 
+/// Text that stands in for files on disk, by path: the language server's open documents.
+pub type Overlay = std::collections::BTreeMap<PathBuf, String>;
+
 /// One `.tf` file of a module, parsed when it could be.
 #[derive(Debug)]
 pub struct ModuleFile {
@@ -54,13 +57,23 @@ pub struct BlockRef {
 impl Module {
     /// Reads and parses every file of `dir`.
     pub fn load(dir: &ModuleDir) -> Module {
+        Module::load_with(dir, &Overlay::new())
+    }
+
+    /// Reads and parses every file of `dir`, taking the text of the files `overlay` names
+    /// from it instead of the disk: an editor's unsaved buffers.
+    pub fn load_with(dir: &ModuleDir, overlay: &Overlay) -> Module {
         let mut files = Vec::with_capacity(dir.files.len());
         let mut errors = Vec::new();
         let mut declared = BTreeSet::new();
         let mut unreadable = Vec::new();
         for path in &dir.files {
             let is_target = dir.targets.contains(path);
-            let source = match read_source(path) {
+            let read = match overlay.get(path) {
+                Some(text) => SourceFile::from_bytes(path, text.clone().into_bytes()),
+                None => read_source(path),
+            };
+            let source = match read {
                 Ok(source) => source,
                 Err(error) => {
                     // Its declarations still count: generated labels must not collide.

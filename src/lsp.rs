@@ -1,0 +1,1131 @@
+//! `ctfix lsp`: a language server over standard input/output, so that ctfix's verdict sits
+//! under the trail block while the Terraform is written, and its verified fix is one quick fix
+//! away.
+//!
+//! It runs the same stages as the command line ([`crate::check_module_with`]) on the module
+//! of each open `.tf` file, with the editor's unsaved text for the open files and the disk for
+//! the others:
+//! - diagnostics on every noncompliant or unknown trail (the range of `kms_key_id`, or of the
+//!   block's header when it has none), code `cloudtrail-kms-cmk`; suppressed and compliant
+//!   trails get none; a file that does not parse gets one at the parser's position;
+//! - a `quickfix` code action per fixable trail whose edit is exactly what `ctfix --apply`
+//!   (safe fixes) or `ctfix --apply --unsafe-fixes` (unsafe fixes) writes for the module;
+//!   none is offered while a change waits to be judged, so none is stale, and each carries
+//!   the open documents' versions so that a client applying it after a later change
+//!   refuses it;
+//! - hover over a diagnostic's range shows `ctfix --explain`.
+//!
+//! Judging is debounced: a change marks its module dirty, and the module is judged once no
+//! change has come for [`DEFAULT_DEBOUNCE`] (`initializationOptions.debounceMs` overrides it).
+//! Only modules with an open file are judged; nothing is judged at start-up.
+//!
+//! A panic while handling a request becomes an error response, and one while handling a
+//! notification a log message: the server keeps running.
+//!
+//! Nothing here prints: the protocol writer of `lsp-server` owns standard output.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::Notification as _;
+use lsp_types::request::Request as _;
+use lsp_types::{
+    CodeAction, CodeActionKind, CodeActionOptions, CodeActionOrCommand,
+    CodeActionProviderCapability, CodeDescription, Diagnostic, DiagnosticSeverity,
+    DidChangeTextDocumentParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, DocumentChanges, Hover, HoverContents,
+    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, LogMessageParams,
+    MarkupContent, MarkupKind, MessageType, NumberOrString, OneOf,
+    OptionalVersionedTextDocumentIdentifier, Position, PositionEncodingKind,
+    PublishDiagnosticsParams, Range, SaveOptions, ServerCapabilities, ServerInfo, TextDocumentEdit,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    TextDocumentSyncSaveOptions, TextEdit, Uri, WorkspaceEdit,
+};
+
+use crate::discover::{file_kind, FileKind, ModuleDir};
+use crate::model::{Applicability, FileChange, FileError, Finding, Report, Status, RULE_ID};
+use crate::module::Overlay;
+use crate::parse::{parse_source, SourceFile, BOM};
+use crate::Settings;
+
+/// How long a module must go without changes before it is judged: long enough to skip the
+/// keystrokes of a word, short enough to feel immediate.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Where a diagnostic's code links to: AWS's description of the control (Security Hub
+/// CloudTrail.2). Hover shows `ctfix --explain`.
+const CONTROL_URL: &str =
+    "https://docs.aws.amazon.com/securityhub/latest/userguide/cloudtrail-controls.html#cloudtrail-2";
+
+/// The name diagnostics carry as their source.
+const SOURCE: &str = "ctfix";
+
+/// Runs the server on standard input/output until the client shuts it down.
+pub fn serve_stdio() -> anyhow::Result<()> {
+    let (connection, io_threads) = Connection::stdio();
+    let result = serve(&connection);
+    drop(connection);
+    io_threads
+        .join()
+        .context("the protocol's input/output failed")?;
+    result
+}
+
+/// Runs the server on a connection: initialize, then messages until `shutdown` and `exit`.
+/// An `exit` without `shutdown` first is an error (the protocol's exit code 1).
+pub fn serve(connection: &Connection) -> anyhow::Result<()> {
+    let (id, params) = connection
+        .initialize_start()
+        .context("no initialize request")?;
+    let params: InitializeParams = serde_json::from_value(params).unwrap_or_default();
+    let mut server = Server::new(connection.sender.clone(), &params);
+    let result = InitializeResult {
+        capabilities: server.capabilities(),
+        server_info: Some(ServerInfo {
+            name: "ctfix".to_owned(),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }),
+    };
+    connection
+        .initialize_finish(id, serde_json::to_value(result)?)
+        .context("initialize failed")?;
+    // After `shutdown`, only `exit` is acted on (a client may still send notifications).
+    let mut shut_down = false;
+    loop {
+        // Before reading: a steady stream of messages must not hold back a due module.
+        if !shut_down {
+            server.judge_due();
+        }
+        let message = match server.next_deadline() {
+            Some(deadline) => match connection
+                .receiver
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(message) => Some(message),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(anyhow!("the client closed the connection without exit"))
+                }
+            },
+            None => match connection.receiver.recv() {
+                Ok(message) => Some(message),
+                Err(_) => return Err(anyhow!("the client closed the connection without exit")),
+            },
+        };
+        match message {
+            None => {}
+            Some(Message::Request(request)) => {
+                if request.method == lsp_types::request::Shutdown::METHOD {
+                    shut_down = true;
+                    server.send(Message::Response(Response::new_ok(request.id, ())));
+                    continue;
+                }
+                if shut_down {
+                    server.send(Message::Response(Response::new_err(
+                        request.id,
+                        ErrorCode::InvalidRequest as i32,
+                        "ctfix lsp is shutting down".to_owned(),
+                    )));
+                    continue;
+                }
+                let response = respond_catching(request.id.clone(), &request.method, || {
+                    server.handle_request(&request)
+                });
+                server.send(Message::Response(response));
+            }
+            Some(Message::Notification(notification)) => {
+                if notification.method == lsp_types::notification::Exit::METHOD {
+                    return match shut_down {
+                        true => Ok(()),
+                        false => Err(anyhow!("exit before shutdown")),
+                    };
+                }
+                if shut_down {
+                    continue;
+                }
+                let method = notification.method.clone();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    server.handle_notification(notification)
+                }));
+                let failure = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(format!("{error:#}")),
+                    Err(panic) => Some(format!("internal error: {}", panic_message(&*panic))),
+                };
+                if let Some(failure) = failure {
+                    server.log(MessageType::ERROR, format!("ctfix: {method}: {failure}"));
+                }
+            }
+            Some(Message::Response(_)) => {}
+        }
+    }
+}
+
+/// Runs a request handler; its error, or its panic, becomes an error response so that one
+/// bad request never ends the server.
+fn respond_catching(
+    id: RequestId,
+    method: &str,
+    handle: impl FnOnce() -> Result<serde_json::Value, RequestError>,
+) -> Response {
+    match catch_unwind(AssertUnwindSafe(handle)) {
+        Ok(Ok(value)) => Response::new_ok(id, value),
+        Ok(Err(RequestError::Unknown)) => Response::new_err(
+            id,
+            ErrorCode::MethodNotFound as i32,
+            format!("ctfix does not handle {method}"),
+        ),
+        Ok(Err(RequestError::Invalid(error))) => Response::new_err(
+            id,
+            ErrorCode::InvalidParams as i32,
+            format!("{method}: {error:#}"),
+        ),
+        Err(panic) => Response::new_err(
+            id,
+            ErrorCode::InternalError as i32,
+            format!(
+                "ctfix: internal error handling {method} (please report this): {}",
+                panic_message(&*panic)
+            ),
+        ),
+    }
+}
+
+/// The part of a code action request ctfix reads. The context's diagnostics are not read:
+/// actions come from the current judgement, and a client that sends them malformed (Neovim
+/// 0.7 can) still gets its fixes.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeActionWhere {
+    text_document: lsp_types::TextDocumentIdentifier,
+    range: Range,
+}
+
+/// Why a request got no result.
+enum RequestError {
+    /// A method the server does not implement.
+    Unknown,
+    /// Parameters that could not be read.
+    Invalid(anyhow::Error),
+}
+
+impl From<serde_json::Error> for RequestError {
+    fn from(error: serde_json::Error) -> Self {
+        RequestError::Invalid(error.into())
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// How positions count characters within a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// UTF-8 code units (bytes), when the client offers it.
+    Utf8,
+    /// UTF-16 code units: the protocol's default.
+    Utf16,
+}
+
+/// An open document.
+#[derive(Debug)]
+struct Document {
+    /// The URI as the client spells it (published diagnostics use it).
+    uri: Uri,
+    /// The client's version of the text.
+    version: i32,
+    /// The editor's text, unsaved changes included.
+    text: String,
+}
+
+/// What the last judgement of a module found.
+#[derive(Debug, Default)]
+struct Judged {
+    /// The report, with safe fixes selected as `--apply` selects them.
+    report: Report,
+    /// Files that were given diagnostics, to clear them once they have none.
+    published: BTreeSet<PathBuf>,
+}
+
+/// The server's state: open documents, modules waiting to be judged, and what was found.
+struct Server {
+    sender: crossbeam_channel::Sender<Message>,
+    encoding: Encoding,
+    /// Whether the client takes versioned `documentChanges` in a workspace edit.
+    document_changes: bool,
+    debounce: Duration,
+    documents: HashMap<PathBuf, Document>,
+    /// Modules to judge, with the time at which they may be.
+    dirty: BTreeMap<PathBuf, Instant>,
+    judged: HashMap<PathBuf, Judged>,
+}
+
+impl Server {
+    fn new(sender: crossbeam_channel::Sender<Message>, params: &InitializeParams) -> Server {
+        let offers_utf8 = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|general| general.position_encodings.as_ref())
+            .is_some_and(|encodings| encodings.contains(&PositionEncodingKind::UTF8));
+        let document_changes = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|workspace| workspace.workspace_edit.as_ref())
+            .and_then(|edit| edit.document_changes)
+            .unwrap_or(false);
+        let debounce = params
+            .initialization_options
+            .as_ref()
+            .and_then(|options| options.get("debounceMs"))
+            .and_then(serde_json::Value::as_u64)
+            .map_or(DEFAULT_DEBOUNCE, Duration::from_millis);
+        Server {
+            sender,
+            encoding: if offers_utf8 {
+                Encoding::Utf8
+            } else {
+                Encoding::Utf16
+            },
+            document_changes,
+            debounce,
+            documents: HashMap::new(),
+            dirty: BTreeMap::new(),
+            judged: HashMap::new(),
+        }
+    }
+
+    fn capabilities(&self) -> ServerCapabilities {
+        ServerCapabilities {
+            position_encoding: Some(match self.encoding {
+                Encoding::Utf8 => PositionEncodingKind::UTF8,
+                Encoding::Utf16 => PositionEncodingKind::UTF16,
+            }),
+            text_document_sync: Some(TextDocumentSyncCapability::Options(
+                TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::FULL),
+                    save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                        include_text: Some(false),
+                    })),
+                    ..TextDocumentSyncOptions::default()
+                },
+            )),
+            code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+                ..CodeActionOptions::default()
+            })),
+            hover_provider: Some(HoverProviderCapability::Simple(true)),
+            ..ServerCapabilities::default()
+        }
+    }
+
+    fn send(&self, message: Message) {
+        // The writer thread is gone only when the client is; the loop then ends on its own.
+        let _ = self.sender.send(message);
+    }
+
+    fn notify<N: lsp_types::notification::Notification>(&self, params: N::Params) {
+        self.send(Message::Notification(Notification::new(
+            N::METHOD.to_owned(),
+            params,
+        )));
+    }
+
+    fn log(&self, typ: MessageType, message: String) {
+        self.notify::<lsp_types::notification::LogMessage>(LogMessageParams { typ, message });
+    }
+
+    /// The earliest time a dirty module may be judged.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.dirty.values().min().copied()
+    }
+
+    /// Marks the module of `path` to be judged after the quiet period.
+    fn touch(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            self.dirty
+                .insert(dir.to_path_buf(), Instant::now() + self.debounce);
+        }
+    }
+
+    fn handle_notification(&mut self, notification: Notification) -> anyhow::Result<()> {
+        use lsp_types::notification::{
+            DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument,
+            DidOpenTextDocument, DidSaveTextDocument,
+        };
+        match notification.method.as_str() {
+            DidOpenTextDocument::METHOD => {
+                let params: DidOpenTextDocumentParams =
+                    serde_json::from_value(notification.params)?;
+                let path = path_of(&params.text_document.uri)?;
+                if file_kind(&path) != Some(FileKind::Native) {
+                    return Ok(());
+                }
+                self.documents.insert(
+                    path.clone(),
+                    Document {
+                        uri: params.text_document.uri,
+                        version: params.text_document.version,
+                        text: params.text_document.text,
+                    },
+                );
+                // Opening is not typing: judge at once.
+                if let Some(dir) = path.parent() {
+                    self.dirty.insert(dir.to_path_buf(), Instant::now());
+                }
+            }
+            DidChangeTextDocument::METHOD => {
+                let params: DidChangeTextDocumentParams =
+                    serde_json::from_value(notification.params)?;
+                let path = path_of(&params.text_document.uri)?;
+                let encoding = self.encoding;
+                let Some(document) = self.documents.get_mut(&path) else {
+                    return Ok(());
+                };
+                for change in params.content_changes {
+                    match change.range {
+                        None => document.text = change.text,
+                        Some(range) => {
+                            let start = offset_of(&document.text, range.start, encoding);
+                            let end = offset_of(&document.text, range.end, encoding).max(start);
+                            document.text.replace_range(start..end, &change.text);
+                        }
+                    }
+                }
+                document.version = params.text_document.version;
+                self.touch(&path);
+            }
+            DidSaveTextDocument::METHOD => {
+                let params: DidSaveTextDocumentParams =
+                    serde_json::from_value(notification.params)?;
+                self.touch(&path_of(&params.text_document.uri)?);
+            }
+            DidCloseTextDocument::METHOD => {
+                let params: DidCloseTextDocumentParams =
+                    serde_json::from_value(notification.params)?;
+                let path = path_of(&params.text_document.uri)?;
+                if self.documents.remove(&path).is_none() {
+                    return Ok(());
+                }
+                let Some(dir) = path.parent() else {
+                    return Ok(());
+                };
+                if self.documents.keys().any(|p| p.parent() == Some(dir)) {
+                    // The file's unsaved text is gone: judge the disk's.
+                    self.touch(&path);
+                } else {
+                    // No file of the module is open any more: forget it.
+                    self.dirty.remove(dir);
+                    if let Some(judged) = self.judged.remove(dir) {
+                        for path in judged.published {
+                            self.publish(&path, Vec::new());
+                        }
+                    }
+                }
+            }
+            DidChangeWatchedFiles::METHOD => {
+                let params: DidChangeWatchedFilesParams =
+                    serde_json::from_value(notification.params)?;
+                for change in params.changes {
+                    let path = path_of(&change.uri)?;
+                    if path
+                        .parent()
+                        .is_some_and(|dir| self.judged.contains_key(dir))
+                    {
+                        self.touch(&path);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_request(&mut self, request: &Request) -> Result<serde_json::Value, RequestError> {
+        use lsp_types::request::{CodeActionRequest, HoverRequest};
+        match request.method.as_str() {
+            CodeActionRequest::METHOD => {
+                let params: CodeActionWhere = serde_json::from_value(request.params.clone())?;
+                let actions = self.code_actions(&params).map_err(RequestError::Invalid)?;
+                Ok(serde_json::to_value(actions)?)
+            }
+            HoverRequest::METHOD => {
+                let params: HoverParams = serde_json::from_value(request.params.clone())?;
+                let hover = self.hover(&params).map_err(RequestError::Invalid)?;
+                Ok(serde_json::to_value(hover)?)
+            }
+            _ => Err(RequestError::Unknown),
+        }
+    }
+
+    /// Judges every dirty module whose quiet period is over.
+    fn judge_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .dirty
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in due {
+            self.dirty.remove(&dir);
+            self.judge(&dir);
+        }
+    }
+
+    /// The open documents of a directory's module, as text standing in for the disk's.
+    fn overlay(&self, dir: &Path) -> Overlay {
+        self.documents
+            .iter()
+            .filter(|(path, _)| path.parent() == Some(dir))
+            .map(|(path, document)| (path.clone(), document.text.clone()))
+            .collect()
+    }
+
+    /// The current text of a file: the editor's when it is open, else the disk's.
+    fn current_bytes(&self, path: &Path) -> Option<Vec<u8>> {
+        match self.documents.get(path) {
+            Some(document) => Some(document.text.clone().into_bytes()),
+            None => std::fs::read(path).ok(),
+        }
+    }
+
+    /// Runs ctfix on a module with the open documents' text.
+    fn check(&self, dir: &Path, min_applicability: Applicability) -> Report {
+        let overlay = self.overlay(dir);
+        let module = list_module(dir, &overlay);
+        let settings = Settings {
+            paths: vec![dir.to_path_buf()],
+            min_applicability,
+        };
+        crate::check_module_with(&module, &settings, &overlay)
+    }
+
+    /// Judges a module and publishes its diagnostics (clearing files that have none left).
+    fn judge(&mut self, dir: &Path) {
+        let report = match catch_unwind(AssertUnwindSafe(|| self.check(dir, Applicability::Safe))) {
+            Ok(report) => report,
+            Err(panic) => {
+                self.log(
+                    MessageType::ERROR,
+                    format!(
+                        "ctfix: internal error judging {} (please report this): {}",
+                        dir.display(),
+                        panic_message(&*panic)
+                    ),
+                );
+                return;
+            }
+        };
+        let mut by_file: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
+        let mut texts: HashMap<PathBuf, Option<String>> = HashMap::new();
+        for finding in &report.findings {
+            let Some(diagnostic) = self.diagnostic(finding, &mut texts) else {
+                continue;
+            };
+            by_file
+                .entry(finding.path.clone())
+                .or_default()
+                .push(diagnostic);
+        }
+        for error in &report.errors {
+            if file_kind(&error.path) != Some(FileKind::Native) {
+                continue;
+            }
+            let diagnostic = self.error_diagnostic(error, &mut texts);
+            by_file
+                .entry(error.path.clone())
+                .or_default()
+                .push(diagnostic);
+        }
+        // Open files with nothing to say get an empty list: the client clears what it showed.
+        for path in self.documents.keys().filter(|p| p.parent() == Some(dir)) {
+            by_file.entry(path.clone()).or_default();
+        }
+        let previous = self
+            .judged
+            .remove(dir)
+            .map(|judged| judged.published)
+            .unwrap_or_default();
+        for path in previous.difference(&by_file.keys().cloned().collect()) {
+            self.publish(path, Vec::new());
+        }
+        let published = by_file.keys().cloned().collect();
+        for (path, diagnostics) in by_file {
+            self.publish(&path, diagnostics);
+        }
+        self.judged
+            .insert(dir.to_path_buf(), Judged { report, published });
+    }
+
+    /// The URI to publish a file's diagnostics under: the client's own spelling when open.
+    fn uri_of(&self, path: &Path) -> Option<Uri> {
+        match self.documents.get(path) {
+            Some(document) => Some(document.uri.clone()),
+            None => uri_from_path(path),
+        }
+    }
+
+    fn publish(&self, path: &Path, diagnostics: Vec<Diagnostic>) {
+        let Some(uri) = self.uri_of(path) else {
+            return;
+        };
+        let version = self.documents.get(path).map(|d| d.version);
+        self.notify::<lsp_types::notification::PublishDiagnostics>(PublishDiagnosticsParams {
+            uri,
+            diagnostics,
+            version,
+        });
+    }
+
+    /// The text of a file as it was judged (cached per judgement).
+    fn text_of<'a>(
+        &self,
+        path: &Path,
+        texts: &'a mut HashMap<PathBuf, Option<String>>,
+    ) -> Option<&'a String> {
+        texts
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                self.current_bytes(path)
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+            })
+            .as_ref()
+    }
+
+    /// The diagnostic for a finding, if its trail is noncompliant or unknown.
+    fn diagnostic(
+        &self,
+        finding: &Finding,
+        texts: &mut HashMap<PathBuf, Option<String>>,
+    ) -> Option<Diagnostic> {
+        let severity = match finding.status {
+            Status::Noncompliant => DiagnosticSeverity::WARNING,
+            Status::Unknown => DiagnosticSeverity::INFORMATION,
+            Status::Compliant | Status::Suppressed => return None,
+        };
+        let encoding = self.encoding;
+        let text = self.text_of(&finding.path, texts)?;
+        let range = trail_range(&finding.path, text, finding.line, finding.column, encoding);
+        let mut message = format!(
+            "{}: {} ({})",
+            finding.resource, finding.message, finding.reason
+        );
+        if let Some(fix) = &finding.fix {
+            let offered = match fix.applicability {
+                Applicability::Safe => fix.selected,
+                Applicability::Unsafe => true,
+                Applicability::DisplayOnly => false,
+            };
+            if offered {
+                message.push_str(&format!(
+                    "\nquick fix ({}): {}",
+                    fix.applicability.as_str(),
+                    fix.title
+                ));
+            } else {
+                message.push_str(&format!("\nto fix by hand: {}", fix.title));
+            }
+            if let Some(note) = &fix.note {
+                message.push_str(&format!("\nnote: {note}"));
+            }
+        }
+        Some(Diagnostic {
+            range,
+            severity: Some(severity),
+            code: Some(NumberOrString::String(RULE_ID.to_owned())),
+            code_description: Uri::from_str(CONTROL_URL)
+                .ok()
+                .map(|href| CodeDescription { href }),
+            source: Some(SOURCE.to_owned()),
+            message,
+            data: Some(serde_json::json!({
+                "resource": finding.resource,
+                "status": finding.status.as_str(),
+                "reason": finding.reason,
+                "version": self.documents.get(&finding.path).map(|d| d.version),
+            })),
+            ..Diagnostic::default()
+        })
+    }
+
+    /// The diagnostic for a file's error (a syntax error, at the parser's position).
+    fn error_diagnostic(
+        &self,
+        error: &FileError,
+        texts: &mut HashMap<PathBuf, Option<String>>,
+    ) -> Diagnostic {
+        let encoding = self.encoding;
+        let range = match (error.line, error.column, self.text_of(&error.path, texts)) {
+            (Some(line), Some(column), Some(text)) => {
+                let start = offset_of_line_col(text, line, column);
+                let end = line_end(text, start);
+                Range::new(
+                    position_of(text, start, encoding),
+                    position_of(text, end, encoding),
+                )
+            }
+            _ => Range::default(),
+        };
+        // The parser's message is followed by a snippet with a caret: the editor shows the
+        // place itself.
+        let message = error.message.lines().next().unwrap_or_default().to_owned();
+        Diagnostic {
+            range,
+            severity: Some(DiagnosticSeverity::ERROR),
+            source: Some(SOURCE.to_owned()),
+            message,
+            ..Diagnostic::default()
+        }
+    }
+
+    /// The judgement of a file's module that matches the current text, or `None` while a
+    /// change waits for its quiet period: answers (fixes above all) never come from text
+    /// older than the editor's. A module never judged, or whose planned changes no longer
+    /// start from the files' current text (a file changed on disk), is judged now.
+    fn current_judgement(&mut self, path: &Path) -> Option<&Judged> {
+        let dir = path.parent()?.to_path_buf();
+        if self.dirty.contains_key(&dir) {
+            return None;
+        }
+        let stale = self.judged.get(&dir).is_none_or(|judged| {
+            !judged
+                .report
+                .changes
+                .iter()
+                .all(|change| self.current_bytes(&change.path).as_ref() == Some(&change.before))
+        });
+        if stale {
+            self.judge(&dir);
+        }
+        self.judged.get(&dir)
+    }
+
+    fn code_actions(
+        &mut self,
+        params: &CodeActionWhere,
+    ) -> anyhow::Result<Vec<CodeActionOrCommand>> {
+        let path = path_of(&params.text_document.uri)?;
+        if file_kind(&path) != Some(FileKind::Native) {
+            return Ok(Vec::new());
+        }
+        let encoding = self.encoding;
+        let Some(judged) = self.current_judgement(&path) else {
+            return Ok(Vec::new());
+        };
+        let safe_report = judged.report.clone();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut texts = HashMap::new();
+        let mut actions = Vec::new();
+        let mut unsafe_report: Option<Report> = None;
+        for finding in safe_report.findings.iter().filter(|f| f.path == path) {
+            let Some(fix) = &finding.fix else { continue };
+            if fix.applicability == Applicability::DisplayOnly {
+                continue;
+            }
+            let Some(diagnostic) = self.diagnostic(finding, &mut texts) else {
+                continue;
+            };
+            if !overlaps(&diagnostic.range, &params.range) {
+                continue;
+            }
+            let (report, command) = match fix.applicability {
+                Applicability::Safe => (&safe_report, "ctfix --apply"),
+                _ => (
+                    &*unsafe_report.get_or_insert_with(|| self.check(&dir, Applicability::Unsafe)),
+                    "ctfix --apply --unsafe-fixes",
+                ),
+            };
+            // The same trail in the run that selects its fix.
+            let Some(selected) = report
+                .findings
+                .iter()
+                .find(|f| f.resource == finding.resource && f.path == finding.path)
+                .and_then(|f| f.fix.as_ref())
+                .filter(|f| f.selected && f.applicability == fix.applicability)
+            else {
+                continue;
+            };
+            if report.changes.is_empty() {
+                continue;
+            }
+            let others = report
+                .findings
+                .iter()
+                .filter(|f| f.resource != finding.resource || f.path != finding.path)
+                .filter(|f| f.fix.as_ref().is_some_and(|fix| fix.selected))
+                .count();
+            let mut title = format!(
+                "ctfix: {} ({} fix)",
+                selected.title,
+                selected.applicability.as_str()
+            );
+            if others > 0 {
+                title.push_str(&format!(
+                    "; also fixes {others} other trail{} of this module, as `{command}` does",
+                    if others == 1 { "" } else { "s" }
+                ));
+            }
+            let edit = self.workspace_edit(&report.changes, encoding);
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title,
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![diagnostic]),
+                edit: Some(edit),
+                is_preferred: Some(selected.applicability == Applicability::Safe),
+                ..CodeAction::default()
+            }));
+        }
+        Ok(actions)
+    }
+
+    /// The edits that turn each change's `before` into its `after`, by line hunks, with the
+    /// open documents' versions (a client refuses the edit once a document has moved on).
+    fn workspace_edit(&self, changes: &[FileChange], encoding: Encoding) -> WorkspaceEdit {
+        let mut per_file = Vec::new();
+        for change in changes {
+            let (Ok(before), Ok(after)) = (
+                std::str::from_utf8(&change.before),
+                std::str::from_utf8(&change.after),
+            ) else {
+                continue;
+            };
+            let Some(uri) = self.uri_of(&change.path) else {
+                continue;
+            };
+            let version = self.documents.get(&change.path).map(|d| d.version);
+            per_file.push((uri, version, text_edits(before, after, encoding)));
+        }
+        if self.document_changes {
+            WorkspaceEdit {
+                document_changes: Some(DocumentChanges::Edits(
+                    per_file
+                        .into_iter()
+                        .map(|(uri, version, edits)| TextDocumentEdit {
+                            text_document: OptionalVersionedTextDocumentIdentifier { uri, version },
+                            edits: edits.into_iter().map(OneOf::Left).collect(),
+                        })
+                        .collect(),
+                )),
+                ..WorkspaceEdit::default()
+            }
+        } else {
+            WorkspaceEdit {
+                changes: Some(
+                    per_file
+                        .into_iter()
+                        .map(|(uri, _, edits)| (uri, edits))
+                        .collect(),
+                ),
+                ..WorkspaceEdit::default()
+            }
+        }
+    }
+
+    fn hover(&mut self, params: &HoverParams) -> anyhow::Result<Option<Hover>> {
+        let document = &params.text_document_position_params;
+        let path = path_of(&document.text_document.uri)?;
+        let position = document.position;
+        let Some(judged) = self.current_judgement(&path) else {
+            return Ok(None);
+        };
+        let findings: Vec<Finding> = judged
+            .report
+            .findings
+            .iter()
+            .filter(|f| f.path == path)
+            .cloned()
+            .collect();
+        let mut texts = HashMap::new();
+        for finding in &findings {
+            let Some(diagnostic) = self.diagnostic(finding, &mut texts) else {
+                continue;
+            };
+            if contains(&diagnostic.range, position) {
+                return Ok(Some(Hover {
+                    contents: HoverContents::Markup(MarkupContent {
+                        kind: MarkupKind::Markdown,
+                        value: format!(
+                            "**{}** ({}, `{}`): {}\n\n```text\n{}```",
+                            finding.resource,
+                            finding.status.as_str(),
+                            finding.reason,
+                            finding.message,
+                            crate::explain::CONTROL
+                        ),
+                    }),
+                    range: Some(diagnostic.range),
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The module of a directory: its `.tf` and `.tf.json` files on disk, plus open documents
+/// not saved yet; every file is a target. Subdirectories are other modules.
+fn list_module(dir: &Path, overlay: &Overlay) -> ModuleDir {
+    let mut module = ModuleDir {
+        dir: dir.to_path_buf(),
+        ..ModuleDir::default()
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if !path.metadata().is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            match file_kind(&path) {
+                Some(FileKind::Native) => module.files.push(path),
+                Some(FileKind::Json) => module.json_files.push(path),
+                None => {}
+            }
+        }
+    }
+    module.files.extend(overlay.keys().cloned());
+    module.files.sort();
+    module.files.dedup();
+    module.json_files.sort();
+    module.targets = module
+        .files
+        .iter()
+        .chain(&module.json_files)
+        .cloned()
+        .collect();
+    module
+}
+
+/// The local path a `file:` URI names.
+fn path_of(uri: &Uri) -> anyhow::Result<PathBuf> {
+    url::Url::parse(uri.as_str())
+        .ok()
+        .filter(|url| url.scheme() == "file")
+        .and_then(|url| url.to_file_path().ok())
+        .ok_or_else(|| anyhow!("not a local file: {}", uri.as_str()))
+}
+
+/// The `file:` URI of a local path.
+fn uri_from_path(path: &Path) -> Option<Uri> {
+    let url = url::Url::from_file_path(path).ok()?;
+    Uri::from_str(url.as_str()).ok()
+}
+
+/// The range a trail's diagnostic covers: its `kms_key_id` attribute when it has one, else
+/// its header line (`resource "aws_cloudtrail" "x" {`).
+fn trail_range(path: &Path, text: &str, line: usize, column: usize, encoding: Encoding) -> Range {
+    // Offsets from the judged source are after any BOM; the editor's text may hold it.
+    let bom = if text.starts_with(BOM) { BOM.len() } else { 0 };
+    let body_text = &text[bom..];
+    let start = offset_of_line_col(body_text, line, column);
+    let attribute = SourceFile::from_bytes(path, body_text.as_bytes().to_vec())
+        .ok()
+        .and_then(|source| parse_source(&source).ok())
+        .and_then(|body| {
+            use hcl_edit::Span as _;
+            body.blocks()
+                .find(|block| block.ident.span().is_some_and(|r| r.start == start))
+                .and_then(|block| block.body.get_attribute("kms_key_id"))
+                .and_then(|attribute| attribute.span())
+        });
+    let (start, end) = match attribute {
+        Some(span) => (span.start, span.end),
+        None => (start, line_end(body_text, start)),
+    };
+    Range::new(
+        position_of(text, start + bom, encoding),
+        position_of(text, end + bom, encoding),
+    )
+}
+
+/// The byte offset of a 1-based line and character column, clamped to the line.
+fn offset_of_line_col(text: &str, line: usize, column: usize) -> usize {
+    let line_start = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>();
+    let rest = &text[line_start..];
+    let line_text = rest.split('\n').next().unwrap_or_default();
+    line_start
+        + line_text
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(line_text.len(), |(i, _)| i)
+}
+
+/// The end of the line holding `offset`, before its line break and trailing blanks.
+fn line_end(text: &str, offset: usize) -> usize {
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    offset + text[offset..end].trim_end().len()
+}
+
+/// The protocol position of a byte offset.
+fn position_of(text: &str, offset: usize, encoding: Encoding) -> Position {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let in_line = &before[line_start..];
+    let character = match encoding {
+        Encoding::Utf8 => in_line.len(),
+        Encoding::Utf16 => in_line.encode_utf16().count(),
+    };
+    Position::new(line as u32, character as u32)
+}
+
+/// The byte offset of a protocol position (clamped to the text).
+fn offset_of(text: &str, position: Position, encoding: Encoding) -> usize {
+    let line_start = text
+        .split_inclusive('\n')
+        .take(position.line as usize)
+        .map(str::len)
+        .sum::<usize>();
+    let line = text[line_start..].split('\n').next().unwrap_or_default();
+    let mut units = 0;
+    for (i, c) in line.char_indices() {
+        if units >= position.character as usize {
+            return line_start + i;
+        }
+        units += match encoding {
+            Encoding::Utf8 => c.len_utf8(),
+            Encoding::Utf16 => c.len_utf16(),
+        };
+    }
+    line_start + line.len()
+}
+
+/// The text edits that turn `before` into `after`: one per run of changed lines, so that the
+/// editor leaves every unchanged line (and the marks on it) alone.
+fn text_edits(before: &str, after: &str, encoding: Encoding) -> Vec<TextEdit> {
+    use similar::{DiffOp, TextDiff};
+    let diff = TextDiff::from_lines(before, after);
+    let old: Vec<&str> = diff.iter_old_slices().collect();
+    let new: Vec<&str> = diff.iter_new_slices().collect();
+    let offset_of_line = |index: usize| old[..index].iter().map(|s| s.len()).sum::<usize>();
+    let mut edits = Vec::new();
+    let mut pending: Option<(std::ops::Range<usize>, std::ops::Range<usize>)> = None;
+    let mut flush = |pending: &mut Option<(std::ops::Range<usize>, std::ops::Range<usize>)>| {
+        if let Some((old_lines, new_lines)) = pending.take() {
+            let start = offset_of_line(old_lines.start);
+            let end = offset_of_line(old_lines.end);
+            edits.push(TextEdit {
+                range: Range::new(
+                    position_of(before, start, encoding),
+                    position_of(before, end, encoding),
+                ),
+                new_text: new[new_lines].concat(),
+            });
+        }
+    };
+    for op in diff.ops() {
+        if let DiffOp::Equal { .. } = op {
+            flush(&mut pending);
+            continue;
+        }
+        let (old_range, new_range) = (op.old_range(), op.new_range());
+        pending = Some(match pending.take() {
+            Some((o, n)) => (o.start..old_range.end, n.start..new_range.end),
+            None => (old_range, new_range),
+        });
+    }
+    flush(&mut pending);
+    edits
+}
+
+fn overlaps(a: &Range, b: &Range) -> bool {
+    a.start <= b.end && b.start <= a.end
+}
+
+fn contains(range: &Range, position: Position) -> bool {
+    range.start <= position && position <= range.end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies protocol edits to a text (as a client does: all ranges refer to the original).
+    fn apply(text: &str, edits: &[TextEdit], encoding: Encoding) -> String {
+        let mut spans: Vec<(usize, usize, &str)> = edits
+            .iter()
+            .map(|e| {
+                (
+                    offset_of(text, e.range.start, encoding),
+                    offset_of(text, e.range.end, encoding),
+                    e.new_text.as_str(),
+                )
+            })
+            .collect();
+        spans.sort();
+        let mut out = text.to_owned();
+        for (start, end, new) in spans.into_iter().rev() {
+            out.replace_range(start..end, new);
+        }
+        out
+    }
+
+    #[test]
+    fn edits_reproduce_the_change_in_both_encodings() {
+        let before = "a = \"é\"\nb = 1\r\nc = 2\nd = 3";
+        let after = "a = \"é\"\nkms = 1\nb = 1\r\nc = 2\nd = 4\nnew = {}\n";
+        for encoding in [Encoding::Utf8, Encoding::Utf16] {
+            let edits = text_edits(before, after, encoding);
+            assert_eq!(apply(before, &edits, encoding), after);
+            assert_eq!(edits.len(), 2, "{edits:?}");
+        }
+    }
+
+    #[test]
+    fn positions_count_utf16_units_unless_utf8_is_agreed() {
+        let text = "x = \"😀\" # y\nz";
+        let offset = text.find('#').unwrap();
+        assert_eq!(
+            position_of(text, offset, Encoding::Utf16),
+            Position::new(0, 9)
+        );
+        assert_eq!(
+            position_of(text, offset, Encoding::Utf8),
+            Position::new(0, 11)
+        );
+        for encoding in [Encoding::Utf8, Encoding::Utf16] {
+            assert_eq!(
+                offset_of(text, position_of(text, offset, encoding), encoding),
+                offset
+            );
+        }
+    }
+
+    #[test]
+    fn a_panicking_request_becomes_an_error_response() {
+        let response = respond_catching(RequestId::from(7), "textDocument/codeAction", || {
+            panic!("boom")
+        });
+        let error = response.response_result.expect_err("an error response");
+        assert_eq!(error.code, ErrorCode::InternalError as i32);
+        assert!(error.message.contains("boom"), "{}", error.message);
+        assert_eq!(response.id, RequestId::from(7));
+    }
+
+    #[test]
+    fn the_range_is_kms_key_id_when_set_else_the_header() {
+        let text = "resource \"aws_cloudtrail\" \"a\" {\n  name = \"a\"\n  kms_key_id = \"\"\n}\nresource \"aws_cloudtrail\" \"b\" {\n  name = \"b\"\n}\n";
+        let path = Path::new("main.tf");
+        let a = trail_range(path, text, 1, 1, Encoding::Utf16);
+        assert_eq!(a, Range::new(Position::new(2, 2), Position::new(2, 17)));
+        let b = trail_range(path, text, 5, 1, Encoding::Utf16);
+        assert_eq!(b, Range::new(Position::new(4, 0), Position::new(4, 31)));
+    }
+}
