@@ -464,6 +464,16 @@ fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<J
     };
     let tip = match &inspected.verdict {
         Verdict::CheckedOut => return Ok(Judged::Go(None)),
+        // Nothing to write: the run goes on as before (it commits nothing).
+        Verdict::NotOurs if report.changes.is_empty() => return Ok(Judged::Go(None)),
+        Verdict::NotOurs => {
+            return Err(format!(
+                "branch {name} already exists in {} and is not ctfix's (none of its commits since it left {} carries the trailer \"{}\"); choose another name or delete it",
+                inspected.root.display(),
+                inspected.base,
+                branch::TRAILER
+            ))
+        }
         Verdict::New => None,
         Verdict::Ours { tip } | Verdict::Edited { tip, .. } => Some(*tip),
     };
