@@ -54,7 +54,7 @@ pub struct CommitOptions {
     /// The branch `branch` is based on (`--base`): the one checked out, named to be sure.
     pub base: Option<String>,
     /// Open or update the pull request through the API (`--pr`, with `branch` and `push`).
-    pub pull_request: Option<PullRequestOptions>,
+    pub pull_request: Option<Box<PullRequestOptions>>,
 }
 
 /// How `--pr` opens the pull request.
@@ -256,7 +256,7 @@ fn record(
     options: &ApplyOptions,
     report: &mut Report,
     prepared: Option<vcs::PreparedCommit>,
-    bot: Option<Bot>,
+    bot: Option<Box<Bot>>,
     anchor: &Path,
 ) -> Option<PathBuf> {
     let written: Vec<&Path> = report
@@ -336,7 +336,7 @@ fn record(
 /// What judging `--branch` decided.
 enum Judged {
     /// Go on (with the bot's context when the branch rules apply).
-    Go(Option<Bot>),
+    Go(Option<Box<Bot>>),
     /// The report says what happened to the branch; write nothing.
     Stop,
 }
@@ -519,7 +519,7 @@ fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<J
                 return Ok(Judged::Stop);
             }
         }
-        bot.client = Some((client, pr.clone()));
+        bot.client = Some((client, (**pr).clone()));
     }
-    Ok(Judged::Go(Some(bot)))
+    Ok(Judged::Go(Some(Box::new(bot))))
 }

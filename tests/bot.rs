@@ -632,7 +632,7 @@ fn the_lease_refuses_when_the_remote_branch_moved(tools: &Tools) {
     std::fs::write(world.root.join("live/prod/notes.md"), "reviewed\n").unwrap();
     world.git(&["add", "-A"]);
     world.git(&["commit", "-q", "-m", "Add review notes"]);
-    world.git(&["push", "-q", "origin", &format!("HEAD:refs/heads/person")]);
+    world.git(&["push", "-q", "origin", "HEAD:refs/heads/person"]);
     let person = world.git(&["rev-parse", "HEAD"]);
     world.git(&["reset", "-q", "--hard", "HEAD~1"]);
     world.move_main("late");
@@ -814,10 +814,108 @@ fn the_action_and_the_readme_workflows_pass_actionlint(tools: &Tools) {
     assert_eq!(findings, json!([]), "actionlint:\n{findings:#}");
 }
 
+/// Every `artifactLocation` in a SARIF log.
+fn artifact_locations(sarif: &Value) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut stack = vec![sarif];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(location) = map.get("artifactLocation") {
+                    found.push(location.clone());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
+fn sarif_in(dir: &Path, path: &Path) -> Value {
+    let output = ctfix()
+        .current_dir(dir)
+        .args(["--format", "sarif"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The Action's SARIF: an absolute path argument outside the directory ctfix runs in gives
+/// `file://` URIs (not `/…/main.tf`, which SARIF validators reject); a relative one gives
+/// relative references against `%SRCROOT%`.
+fn sarif_uris_are_valid_for_any_path() {
+    let world = World::new(None);
+    let absolute = sarif_in(&world.home, &world.root);
+    let locations = artifact_locations(&absolute);
+    assert!(locations.len() >= 6, "{locations:#?}");
+    for location in &locations {
+        let uri = location["uri"].as_str().unwrap();
+        assert!(uri.starts_with("file:///"), "{uri}");
+        assert!(!uri.contains(' ') && !uri.contains('\\'), "{uri}");
+        assert!(location.get("uriBaseId").is_none());
+    }
+    let relative = sarif_in(&world.root, Path::new("."));
+    let base = relative["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("file:///") && base.ends_with('/'),
+        "{base}"
+    );
+    for location in artifact_locations(&relative) {
+        assert_eq!(location["uriBaseId"], "%SRCROOT%");
+        let uri = location["uri"].as_str().unwrap();
+        assert!(!uri.starts_with('/') && !uri.contains("://"), "{uri}");
+    }
+    let first = &relative["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert_eq!(first["artifactLocation"]["uri"], "live/prod/cloudtrail.tf");
+}
+
+/// An alert keeps its identity when lines shift above it.
+fn sarif_fingerprints_survive_shifted_lines() {
+    let world = World::new(None);
+    let fingerprints = |sarif: &Value| -> Vec<(Value, Value)> {
+        sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["partialFingerprints"].clone(),
+                    r["locations"][0]["physicalLocation"]["region"]["startLine"].clone(),
+                )
+            })
+            .collect()
+    };
+    let before = fingerprints(&sarif_in(&world.root, Path::new(".")));
+    let file = world.root.join("live/prod/cloudtrail.tf");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("# audit\n\n{text}")).unwrap();
+    let after = fingerprints(&sarif_in(&world.root, Path::new(".")));
+    assert_eq!(before.len(), after.len());
+    let moved = before
+        .iter()
+        .zip(&after)
+        .filter(|((_, a), (_, b))| a != b)
+        .count();
+    assert_eq!(moved, 1, "one result moved: {before:?} {after:?}");
+    for ((a, _), (b, _)) in before.iter().zip(&after) {
+        assert_eq!(a, b);
+        assert!(a["ctfixResource/v1"].is_string(), "{a}");
+    }
+}
+
+/// One API scenario.
+type Scenario = fn(&Tools);
+
 fn main() {
     let args = Arguments::from_args();
     let tools = find_tools();
-    let api_trials: Vec<(&str, fn(&Tools))> = vec![
+    let api_trials: Vec<(&str, Scenario)> = vec![
         (
             "first_run_creates_branch_and_pull_request",
             first_run_creates_branch_and_pull_request,
@@ -860,13 +958,23 @@ fn main() {
             the_readme_recipe_runs_every_week,
         ),
     ];
-    let mut trials = vec![Trial::test(
+    let mut trials = vec![
+        Trial::test("sarif_uris_are_valid_for_any_path", || {
+            sarif_uris_are_valid_for_any_path();
+            Ok(())
+        }),
+        Trial::test("sarif_fingerprints_survive_shifted_lines", || {
+            sarif_fingerprints_survive_shifted_lines();
+            Ok(())
+        }),
+    ];
+    trials.push(Trial::test(
         "an_unreachable_api_is_an_error_and_nothing_is_written",
         || {
             an_unreachable_api_is_an_error_and_nothing_is_written();
             Ok(())
         },
-    )];
+    ));
     for (name, scenario) in api_trials {
         let found = tools.clone();
         let mut trial = Trial::test(name, move || match &found {
