@@ -193,7 +193,16 @@ fn read_remote(
     found
         .fetch(&[refspec.as_str()], Some(&mut options), None)
         .doing(format!("fetching {branch} from {remote}"))?;
-    let seen = repo.find_reference(&seen_ref).ok().and_then(|r| r.target());
+    let seen = match repo.find_reference(&seen_ref) {
+        Ok(mut reference) => {
+            let oid = reference.target();
+            reference
+                .delete()
+                .doing("clearing ctfix's view of the remote")?;
+            oid
+        }
+        Err(_) => None,
+    };
     if let Some(oid) = seen {
         // Keep the remote-tracking branch current too, as `git fetch` would.
         repo.reference(
