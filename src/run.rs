@@ -4,6 +4,12 @@
 //! [`Reviewer`] chooses what to write (all of it for `--yes`, a person's answers otherwise);
 //! the chosen changes are written; then commit, push and the pull-request body, as asked.
 //! Nothing here prints: the command line, a fleet run or a bot reads the outcome.
+//!
+//! With `--branch NAME` an existing branch is judged first ([`crate::git::branch`]): a
+//! branch of ctfix's own is rebuilt on the base and pushed with a lease, a person's edits,
+//! a declined pull request or a base that holds the fixes stop the run before anything is
+//! written, with the branch's state in the report. With `--pr` the pull request is found
+//! before writing and opened or updated after the push ([`crate::git::github`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
