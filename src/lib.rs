@@ -4,7 +4,8 @@
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
 //! [`fix`] (with [`key_template`]); [`calls`] judges trails of called modules per instance
-//! and fixes them at the call site → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
+//! and fixes them at the call site → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`git`]
+//! ([`vcs`], the bot's [`git::branch`] rules, the [`git::github`] API client; with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
 //! planned; [`run`] is one repository's whole run (check, refusals, review, writes, commit,
 //! push, body) as plain data in and out. [`cli`] wires it to the command line (arguments,
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod discover;
 pub mod explain;
 pub mod fix;
+pub mod git;
 pub mod key_check;
 pub mod key_choice;
 pub mod key_template;
@@ -46,8 +48,10 @@ pub mod run;
 pub mod sarif;
 pub mod suppress;
 pub mod tfjson;
-pub mod vcs;
 pub mod write;
+
+/// Kept at its old path: `ctfix::vcs` is `ctfix::git::vcs`.
+pub use git::vcs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -55,6 +59,7 @@ use std::path::PathBuf;
 pub use model::{
     Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status,
 };
+pub use model::{BranchState, PullRequest, PullRequestAction};
 
 use crate::discover::ModuleDir;
 use crate::model::RULE_ID;

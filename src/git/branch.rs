@@ -1,0 +1,302 @@
+//! The bot's rules for a `--branch` that already exists (Renovate's and Scala Steward's
+//! conventions: the branch name is the change's identity, the bot keeps its own branch
+//! current, and never overwrites a person's commits).
+//!
+//! ctfix marks its commits with the trailer [`TRAILER`], not by author: bots share
+//! identities. A branch whose every commit since it left its base carries the trailer is
+//! ctfix's own, and a re-run rebuilds it on the base; one commit without it means a person
+//! edited the branch, and ctfix leaves it alone.
+
+use std::path::{Path, PathBuf};
+
+use git2::{BranchType, Oid, Repository};
+
+use super::vcs::{push_target, remote_callbacks, Doing, VcsError};
+
+/// The trailer on every commit ctfix makes.
+pub const TRAILER: &str = "Generated-by: ctfix";
+
+/// Whether a commit message carries ctfix's trailer.
+pub fn is_ctfix_message(message: &str) -> bool {
+    message.lines().any(|line| line.trim() == TRAILER)
+}
+
+/// Adds ctfix's trailer to a commit message.
+pub fn with_trailer(message: &str) -> String {
+    format!("{}\n\n{TRAILER}\n", message.trim_end())
+}
+
+/// What ctfix found of `--branch` before writing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    /// The repository's working directory.
+    pub root: PathBuf,
+    /// The base branch: the one checked out.
+    pub base: String,
+    /// The branch's commit on the remote when ctfix read it (`None`: no such branch there).
+    /// Only read when pushing.
+    pub remote_seen: Option<Oid>,
+    /// Why the remote could not be read, when it could not (the push will say more).
+    pub remote_error: Option<String>,
+    /// What the branch is.
+    pub verdict: Verdict,
+}
+
+/// Whose the existing branch is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No such branch, locally or on the remote.
+    New,
+    /// The branch is checked out: the earlier behaviour applies (a rerun after a failed push).
+    CheckedOut,
+    /// Every commit on it since it left the base is ctfix's; `tip` is the one to compare
+    /// with (the remote's when pushing).
+    Ours {
+        /// The branch's commit.
+        tip: Oid,
+    },
+    /// No commit on it is ctfix's: a branch of someone else's that happens to have the name.
+    NotOurs,
+    /// ctfix made it, and someone else committed on it since.
+    Edited {
+        /// The branch's commit.
+        tip: Oid,
+        /// The first commit that is not ctfix's (short hash and subject).
+        commit: String,
+    },
+}
+
+/// Reads the branch `branch` around `start` (a path the user gave): locally, and on `remote`
+/// when pushing (its commits are fetched to judge them). `base` names the base branch, which
+/// must be the one checked out: the fixes are computed on the working tree.
+///
+/// `None` outside a repository, on an invalid name or a detached `HEAD` without `--base`:
+/// the commit's own checks then say what is wrong.
+pub fn inspect(
+    start: &Path,
+    branch: &str,
+    remote: Option<&str>,
+    base: Option<&str>,
+) -> Result<Option<Inspected>, VcsError> {
+    let dir = if start.is_dir() {
+        start
+    } else {
+        start.parent().unwrap_or(Path::new("."))
+    };
+    let Ok(repo) = Repository::discover(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Ok(None);
+    };
+    let Some(workdir) = repo.workdir() else {
+        return Ok(None);
+    };
+    let root = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    if !git2::Branch::name_is_valid(branch).unwrap_or(false) {
+        return Ok(None);
+    }
+    let Ok(head) = repo.head() else {
+        return Ok(None);
+    };
+    let checked_out = head
+        .is_branch()
+        .then(|| head.shorthand().map(str::to_owned))
+        .flatten();
+    let checked_out = match (checked_out, base) {
+        (Some(name), _) => name,
+        (None, None) => return Ok(None),
+        (None, Some(base)) => {
+            return Err(VcsError::Refused(format!(
+                "--base {base}: HEAD is detached; check out {base} first (git switch {base})"
+            )))
+        }
+    };
+    if let Some(base) = base {
+        if base != checked_out {
+            return Err(VcsError::Refused(format!(
+                "--base {base}: ctfix computes the fixes on the working tree, which is on {checked_out}; check out {base} first (git switch {base})"
+            )));
+        }
+    }
+    if checked_out == branch {
+        return Ok(Some(Inspected {
+            root,
+            base: checked_out,
+            remote_seen: None,
+            remote_error: None,
+            verdict: Verdict::CheckedOut,
+        }));
+    }
+    let base_commit = head.peel_to_commit().doing("reading HEAD")?.id();
+    let local = repo
+        .find_branch(branch, BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().target());
+    // A remote that cannot be read (not there yet, offline) counts as not having the branch:
+    // the push then fails, or its lease refuses, and says why.
+    let (remote_seen, remote_error) = match remote {
+        Some(remote) => match read_remote(&repo, &root, branch, remote) {
+            Ok(seen) => (seen, None),
+            Err(error) => (None, Some(error.to_string())),
+        },
+        None => (None, None),
+    };
+    let mut verdict = Verdict::New;
+    // The remote's tip first: it is what the pull request shows, and what a push replaces.
+    for tip in [remote_seen, local].into_iter().flatten() {
+        let history = judge_history(&repo, tip, base_commit)?;
+        if history.ours == 0 {
+            verdict = Verdict::NotOurs;
+            break;
+        }
+        if let Some(commit) = history.foreign {
+            verdict = Verdict::Edited { tip, commit };
+            break;
+        }
+        if verdict == Verdict::New {
+            verdict = Verdict::Ours { tip };
+        }
+    }
+    Ok(Some(Inspected {
+        root,
+        base: checked_out,
+        remote_seen,
+        remote_error,
+        verdict,
+    }))
+}
+
+/// The push URL of `remote` (for reading `owner/name` from it).
+pub fn remote_url(root: &Path, remote: &str) -> Option<String> {
+    let repo = Repository::open(root).ok()?;
+    let found = repo.find_remote(remote).ok()?;
+    found.pushurl().or(found.url()).map(str::to_owned)
+}
+
+/// The remote's commit for `branch`, fetched so its history can be judged. It is fetched
+/// into a ref of ctfix's own, emptied first, so a stale remote-tracking branch cannot pass
+/// for what the remote holds now (and an empty remote, which libgit2's ref listing cannot
+/// take, needs no special case).
+fn read_remote(
+    repo: &Repository,
+    root: &Path,
+    branch: &str,
+    remote: &str,
+) -> Result<Option<Oid>, VcsError> {
+    let target = push_target(repo, root, Some(branch), remote)?;
+    let mut found = target.open(repo)?;
+    let config = repo.config().doing("reading git's configuration")?;
+    let seen_ref = format!("refs/ctfix/seen/{branch}");
+    if let Ok(mut stale) = repo.find_reference(&seen_ref) {
+        stale
+            .delete()
+            .doing("clearing ctfix's view of the remote")?;
+    }
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(remote_callbacks(&config));
+    let refspec = format!("+refs/heads/{branch}:{seen_ref}");
+    found
+        .fetch(&[refspec.as_str()], Some(&mut options), None)
+        .doing(format!("fetching {branch} from {remote}"))?;
+    let seen = match repo.find_reference(&seen_ref) {
+        Ok(mut reference) => {
+            let oid = reference.target();
+            reference
+                .delete()
+                .doing("clearing ctfix's view of the remote")?;
+            oid
+        }
+        Err(_) => None,
+    };
+    if let Some(oid) = seen {
+        // Keep the remote-tracking branch current too, as `git fetch` would.
+        repo.reference(
+            &format!("refs/remotes/{remote}/{branch}"),
+            oid,
+            true,
+            "ctfix: fetched",
+        )
+        .doing("updating the remote-tracking branch")?;
+    }
+    Ok(seen)
+}
+
+/// Whose commits a branch holds since it left its base.
+struct History {
+    /// How many are ctfix's (a branch merged into the base counts its tip, if ctfix's).
+    ours: usize,
+    /// The first one that is not ctfix's (short hash and subject).
+    foreign: Option<String>,
+}
+
+fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsError> {
+    let is_ours = |oid: Oid| -> Result<bool, VcsError> {
+        let commit = repo.find_commit(oid).doing("reading a commit")?;
+        Ok(is_ctfix_message(&String::from_utf8_lossy(
+            commit.message_bytes(),
+        )))
+    };
+    let mut walk = repo.revwalk().doing("walking the branch")?;
+    walk.push(tip).doing("walking the branch")?;
+    walk.hide(base).doing("walking the branch")?;
+    let mut history = History {
+        ours: 0,
+        foreign: None,
+    };
+    for oid in walk {
+        let oid = oid.doing("walking the branch")?;
+        if is_ours(oid)? {
+            history.ours += 1;
+        } else if history.foreign.is_none() {
+            let commit = repo.find_commit(oid).doing("reading a commit")?;
+            history.foreign = Some(format!(
+                "{} {}",
+                super::vcs::short(oid),
+                commit.summary().unwrap_or("")
+            ));
+        }
+    }
+    if history.ours == 0 && history.foreign.is_none() && is_ours(tip)? {
+        // Merged into the base: nothing left on the branch but ctfix's commit.
+        history.ours = 1;
+    }
+    Ok(history)
+}
+
+/// Whether two commits hold the same tree.
+pub fn same_tree(root: &Path, a: &str, b: Oid) -> Result<bool, VcsError> {
+    let repo = Repository::open(root).doing("opening the repository")?;
+    let a = Oid::from_str(a).doing("reading the new commit")?;
+    let tree_a = repo.find_commit(a).doing("reading a commit")?.tree_id();
+    let tree_b = repo.find_commit(b).doing("reading a commit")?.tree_id();
+    Ok(tree_a == tree_b)
+}
+
+/// Points the local `branch` at `tip` (the branch was up to date: the commit just made
+/// is dropped). The working tree and index already hold `tip`'s content for ctfix's files.
+pub fn point_at(root: &Path, branch: &str, tip: Oid) -> Result<(), VcsError> {
+    let repo = Repository::open(root).doing("opening the repository")?;
+    repo.reference(
+        &format!("refs/heads/{branch}"),
+        tip,
+        true,
+        "ctfix: the rebuilt branch is up to date",
+    )
+    .doing(format!("resetting {branch}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_trailer() {
+        let message = with_trailer("Encrypt logs\n\nctfix fixed 1 trail\n");
+        assert!(message.ends_with("\n\nGenerated-by: ctfix\n"));
+        assert!(is_ctfix_message(&message));
+        assert!(!is_ctfix_message("Encrypt logs\n\nby hand"));
+    }
+}
