@@ -28,6 +28,7 @@ pub mod cli;
 pub mod discover;
 pub mod explain;
 pub mod fix;
+pub mod fleet;
 pub mod key_check;
 pub mod key_template;
 pub mod model;

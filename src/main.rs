@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     // Ctrl-C / SIGTERM: with no write in progress, stop at once (nothing is half-done);
     // otherwise the write in progress backs out, later ones are refused, and the run ends
     // normally, reporting what was written.
+    // In a fleet run, the first Ctrl-C only stops starting repositories: those in progress
+    // finish, so each ends untouched or with its complete commit.
     let _ = ctrlc::set_handler(|| {
+        if ctfix::fleet::interrupt() {
+            return;
+        }
         if ctfix::write::interrupt() {
             std::process::exit(130);
         }

@@ -549,7 +549,7 @@ pub fn resume_push(
 }
 
 /// One credential for libgit2's `attempt`-th request.
-fn credentials(
+pub(crate) fn credentials(
     config: &git2::Config,
     url: &str,
     username: Option<&str>,
