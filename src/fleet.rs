@@ -850,7 +850,11 @@ pub fn write_table(outcome: &FleetOutcome, applied: bool, out: &mut dyn Write) -
         out,
         "{} repositor{}: {} without errors, {} with errors",
         summary.repositories,
-        if summary.repositories == 1 { "y" } else { "ies" },
+        if summary.repositories == 1 {
+            "y"
+        } else {
+            "ies"
+        },
         summary.succeeded,
         summary.failed
     )?;
