@@ -55,6 +55,29 @@ pub struct Args {
     #[arg(long, value_name = "NAME", requires = "push", help_heading = "Git")]
     pub remote: Option<String>,
 
+    /// With --branch: the branch it is based on, which must be checked out [default: the
+    /// branch checked out]. A re-run rebuilds an existing branch of ctfix's on it.
+    #[arg(long, value_name = "BRANCH", requires = "branch", help_heading = "Git")]
+    pub base: Option<String>,
+
+    /// With --branch and --push: open the pull request on GitHub, or update the open one
+    /// (token from GITHUB_TOKEN or GH_TOKEN; GITHUB_API_URL, GITHUB_REPOSITORY).
+    #[arg(long, requires_all = ["branch", "push"], help_heading = "Git")]
+    pub pr: bool,
+
+    /// With --pr: open the pull request as a draft.
+    #[arg(long, requires = "pr", help_heading = "Git")]
+    pub draft: bool,
+
+    /// With --pr: a label for the new pull request (repeatable).
+    #[arg(long, value_name = "LABEL", requires = "pr", help_heading = "Git")]
+    pub label: Vec<String>,
+
+    /// With --pr: rebuild the branch and open a pull request even though the last one was
+    /// closed without merging.
+    #[arg(long, requires = "pr", help_heading = "Git")]
+    pub recreate: bool,
+
     /// With --apply: write a pull-request body (Markdown) about the fixes to FILE.
     #[arg(long, value_name = "FILE", requires = "apply", help_heading = "Git")]
     pub pr_body: Option<PathBuf>,
@@ -275,6 +298,13 @@ pub fn run(
                     push: args
                         .push
                         .then(|| args.remote.clone().unwrap_or_else(|| "origin".to_owned())),
+                    base: args.base.clone(),
+                    pull_request: args.pr.then(|| crate::run::PullRequestOptions {
+                        forge: crate::git::github::Forge::from_env(),
+                        draft: args.draft,
+                        labels: args.label.clone(),
+                        recreate: args.recreate,
+                    }),
                 }),
                 pr_body: args.pr_body.clone(),
             }),

@@ -280,14 +280,21 @@ pub enum Output {
 /// The `--pr-body` placeholder a fleet run replaces with each repository's name.
 pub const REPO_PLACEHOLDER: &str = "{repo}";
 
-/// What happened to a repository's branch.
+/// What happened to a repository's branch: a single run's [`crate::BranchState`], or what
+/// kept the repository from getting one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BranchState {
-    /// A new commit was made (and pushed, if asked).
+pub enum RowState {
+    /// A new branch and commit were made (and pushed, if asked).
     Created,
-    /// The commit of an earlier run was there already (pushed now if it had not been).
+    /// ctfix's branch was rebuilt on the base with one new commit.
+    Updated,
+    /// The branch already held these fixes: nothing pushed.
     UpToDate,
+    /// Someone else committed on the branch: left alone.
+    Edited,
+    /// ctfix's pull request was closed without merging: left alone.
+    Declined,
     /// Nothing to fix.
     NothingToDo,
     /// A dry run: there are fixes to write.
@@ -299,16 +306,32 @@ pub enum BranchState {
     NotStarted,
 }
 
-impl BranchState {
+impl From<crate::BranchState> for RowState {
+    fn from(state: crate::BranchState) -> RowState {
+        match state {
+            crate::BranchState::Created => RowState::Created,
+            crate::BranchState::Updated => RowState::Updated,
+            crate::BranchState::UpToDate => RowState::UpToDate,
+            crate::BranchState::Edited => RowState::Edited,
+            crate::BranchState::Declined => RowState::Declined,
+            crate::BranchState::NothingToDo => RowState::NothingToDo,
+        }
+    }
+}
+
+impl RowState {
     /// The kebab-case name used in the table and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
-            BranchState::Created => "created",
-            BranchState::UpToDate => "up-to-date",
-            BranchState::NothingToDo => "nothing-to-do",
-            BranchState::WouldChange => "would-change",
-            BranchState::Failed => "failed",
-            BranchState::NotStarted => "not-started",
+            RowState::Created => "created",
+            RowState::Updated => "updated",
+            RowState::UpToDate => "up-to-date",
+            RowState::Edited => "edited",
+            RowState::Declined => "declined",
+            RowState::NothingToDo => "nothing-to-do",
+            RowState::WouldChange => "would-change",
+            RowState::Failed => "failed",
+            RowState::NotStarted => "not-started",
         }
     }
 }
@@ -327,7 +350,7 @@ pub struct Row {
     /// Error messages, each with its path.
     pub errors: Vec<String>,
     /// What happened to the branch.
-    pub branch_state: BranchState,
+    pub branch_state: RowState,
     /// The commit made or found, if any.
     pub commit: Option<String>,
     /// The pull request (for now: where its body was written), if any.
@@ -345,7 +368,7 @@ impl Row {
             fixed: 0,
             left: 0,
             errors: Vec::new(),
-            branch_state: BranchState::NotStarted,
+            branch_state: RowState::NotStarted,
             commit: None,
             pull_request: None,
             status: ExitStatus::Error,
@@ -373,26 +396,29 @@ impl Row {
             })
             .count();
         let written = report.changes.iter().any(|c| c.written);
-        let branch_state = if !applied {
+        let reported = report.committed.as_ref().and_then(|c| c.branch_state);
+        let branch_state = if let Some(state) = reported.filter(|_| report.errors.is_empty()) {
+            state.into()
+        } else if !applied {
             if !report.errors.is_empty() {
-                BranchState::Failed
+                RowState::Failed
             } else if report.changes.is_empty() {
-                BranchState::NothingToDo
+                RowState::NothingToDo
             } else {
-                BranchState::WouldChange
+                RowState::WouldChange
             }
         } else if report.committed.is_some() && written {
             if report.errors.is_empty() {
-                BranchState::Created
+                RowState::Created
             } else {
-                BranchState::Failed
+                RowState::Failed
             }
         } else if !report.errors.is_empty() {
-            BranchState::Failed
+            RowState::Failed
         } else if report.committed.is_some() {
-            BranchState::UpToDate
+            RowState::UpToDate
         } else {
-            BranchState::NothingToDo
+            RowState::NothingToDo
         };
         Row {
             repository,
@@ -402,7 +428,12 @@ impl Row {
             errors: report.errors.iter().map(ToString::to_string).collect(),
             branch_state,
             commit: report.committed.as_ref().map(|c| c.commit.clone()),
-            pull_request: pr_body.map(display_path),
+            pull_request: report
+                .committed
+                .as_ref()
+                .and_then(|c| c.pull_request.as_ref())
+                .map(|pr| pr.url.clone())
+                .or_else(|| pr_body.map(display_path)),
             status: ExitStatus::of(report),
         }
     }
@@ -615,6 +646,12 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
                 mode: options.run.mode.clone(),
             };
             if let Mode::Apply(apply) = &mut run_options.mode {
+                if let Some(pr) = apply.commit.as_mut().and_then(|c| c.pull_request.as_mut()) {
+                    // GITHUB_REPOSITORY names one repository: each takes its own remote's.
+                    if options.sources.len() > 1 {
+                        pr.forge.repository = None;
+                    }
+                }
                 if let Some(body) = &apply.pr_body {
                     apply.pr_body = Some(PathBuf::from(
                         body.to_string_lossy().replace(REPO_PLACEHOLDER, name),
@@ -721,7 +758,7 @@ fn write_spooled(
     let mut first = true;
     for (index, row) in rows.iter().enumerate() {
         let path = spool_path(spool, index);
-        if row.branch_state == BranchState::NotStarted || !path.exists() {
+        if row.branch_state == RowState::NotStarted || !path.exists() {
             continue;
         }
         if !first {
@@ -773,11 +810,11 @@ impl FleetSummary {
         };
         for row in rows {
             match row.branch_state {
-                BranchState::NotStarted => summary.not_started += 1,
+                RowState::NotStarted => summary.not_started += 1,
                 _ if !row.errors.is_empty() => summary.failed += 1,
                 _ => summary.succeeded += 1,
             }
-            if row.branch_state == BranchState::Created {
+            if row.branch_state == RowState::Created {
                 summary.created += 1;
             }
             summary.trails += row.trails;

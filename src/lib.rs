@@ -29,6 +29,7 @@ pub mod discover;
 pub mod explain;
 pub mod fix;
 pub mod fleet;
+pub mod git;
 pub mod key_check;
 pub mod key_template;
 pub mod model;
@@ -43,7 +44,8 @@ pub mod run;
 pub mod sarif;
 pub mod suppress;
 pub mod tfjson;
-pub mod vcs;
+/// Kept at its old path: `ctfix::vcs` is `ctfix::git::vcs`.
+pub use git::vcs;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +54,7 @@ use std::path::PathBuf;
 pub use model::{
     Applicability, Edit, FileChange, FileError, Finding, Fix, FixSummary, Report, Status,
 };
+pub use model::{BranchState, PullRequest, PullRequestAction};
 
 use crate::discover::ModuleDir;
 use crate::model::RULE_ID;

@@ -210,6 +210,78 @@ pub struct Committed {
     pub files: usize,
     /// The remote it was pushed to, once the push succeeded.
     pub pushed_to: Option<String>,
+    /// With `--branch`: what happened to the branch (a re-run may leave it as it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_state: Option<BranchState>,
+    /// With `--pr`: the pull request opened or updated for the branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
+}
+
+/// What a run did to its `--branch`: the bot's answer to "what happened this week".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BranchState {
+    /// The branch did not exist; ctfix made it.
+    Created,
+    /// The branch held only ctfix's commits; it was rebuilt on the base with one new commit.
+    Updated,
+    /// Rebuilt on the base, the branch's tree came out the same: nothing pushed.
+    UpToDate,
+    /// Someone else committed on the branch: ctfix left it alone.
+    Edited,
+    /// A person closed ctfix's pull request without merging it: ctfix left the branch alone.
+    Declined,
+    /// The base already holds the fixes (the pull request was merged).
+    NothingToDo,
+}
+
+impl BranchState {
+    /// The name used in JSON and text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::UpToDate => "up-to-date",
+            Self::Edited => "edited",
+            Self::Declined => "declined",
+            Self::NothingToDo => "nothing-to-do",
+        }
+    }
+}
+
+/// The pull request `--pr` opened or updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequest {
+    /// Its number in the repository.
+    pub number: u64,
+    /// Its web address.
+    pub url: String,
+    /// What ctfix did to it.
+    pub action: PullRequestAction,
+}
+
+/// What `--pr` did to the pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullRequestAction {
+    /// Opened it.
+    Created,
+    /// Changed its title or body.
+    Updated,
+    /// Found it as it should be.
+    Unchanged,
+}
+
+impl PullRequestAction {
+    /// The name used in JSON and text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// Everything one run found, changed and failed on, sorted for deterministic output.

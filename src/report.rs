@@ -12,11 +12,15 @@
 //!   "errors":   [{"path", "line", "column", "message"}],   // line/column null when n/a
 //!   "summary":  {"files_scanned", "trails", "compliant", "noncompliant", "unknown",
 //!                "suppressed", "fixes_selected", "files_changed", "files_written", "errors"},
-//!   "commit"?:  {"repository", "branch", "commit", "files", "pushed_to"}  // --commit/--branch
+//!   "commit"?:  {"repository", "branch", "commit", "files", "pushed_to",  // --commit/--branch
+//!                "branch_state"?, "pull_request"?: {"number", "url", "action"}}
 //! }
 //! ```
 //! `status` is one of `compliant`, `noncompliant`, `unknown`, `suppressed`; `applicability`
 //! one of `safe`, `unsafe`, `display-only`. Paths use `/` and are relative as given.
+//! `branch_state` (with `--branch`) is one of `created`, `updated`, `up-to-date`, `edited`,
+//! `declined`, `nothing-to-do`; when ctfix made no commit, `commit` is where the branch stands
+//! and `files` is 0. The pull request's `action` is `created`, `updated` or `unchanged`.
 
 use std::io::{self, Write};
 
@@ -278,6 +282,14 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
     }
     writeln!(out)?;
     if let Some(committed) = &report.committed {
+        if let Some(state) = committed.branch_state {
+            if !matches!(
+                state,
+                crate::model::BranchState::Created | crate::model::BranchState::Updated
+            ) {
+                return write_branch_left(committed, state, out);
+            }
+        }
         write!(
             out,
             "Committed {} file{} on branch {} ({})",
@@ -289,9 +301,50 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
         if let Some(remote) = &committed.pushed_to {
             write!(out, " and pushed it to {remote}")?;
         }
+        if let Some(state) = committed.branch_state {
+            write!(out, " (branch {})", state.as_str())?;
+        }
+        write_pull_request(committed, out)?;
         writeln!(out, ".")?;
     }
     Ok(())
+}
+
+/// One line for a branch ctfix did not commit on this time, and why.
+fn write_branch_left(
+    committed: &crate::model::Committed,
+    state: crate::model::BranchState,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    use crate::model::BranchState;
+    let why = match state {
+        BranchState::UpToDate => "up-to-date: rebuilt on the base it came out the same, nothing pushed",
+        BranchState::Edited => "edited: someone else committed on it, so ctfix left it alone",
+        BranchState::Declined => "declined: its pull request was closed without merging, so ctfix left it alone (--recreate overrides)",
+        BranchState::NothingToDo => "nothing-to-do: the base already holds the fixes",
+        BranchState::Created | BranchState::Updated => "",
+    };
+    write!(
+        out,
+        "Branch {} ({}) {why}",
+        committed.branch,
+        &committed.commit[..committed.commit.len().min(12)],
+    )?;
+    write_pull_request(committed, out)?;
+    writeln!(out, ".")
+}
+
+fn write_pull_request(committed: &crate::model::Committed, out: &mut dyn Write) -> io::Result<()> {
+    match &committed.pull_request {
+        Some(pr) => write!(
+            out,
+            "; pull request #{} {} ({})",
+            pr.number,
+            pr.action.as_str(),
+            pr.url
+        ),
+        None => Ok(()),
+    }
 }
 
 fn plural(n: usize) -> &'static str {

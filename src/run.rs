@@ -8,7 +8,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::model::{FileChange, FileError, Report};
+use crate::git::branch::{self, Inspected, Verdict};
+use crate::git::github::{self, Client, Forge};
+use crate::model::{
+    BranchState, Committed, FileChange, FileError, PullRequest, PullRequestAction, Report,
+};
 use crate::{apply, check, pull_request, vcs, Settings};
 
 /// What one run should do.
@@ -47,6 +51,24 @@ pub struct CommitOptions {
     pub branch: Option<String>,
     /// The remote to push the branch to (`--push [--remote R]`).
     pub push: Option<String>,
+    /// The branch `branch` is based on (`--base`): the one checked out, named to be sure.
+    pub base: Option<String>,
+    /// Open or update the pull request through the API (`--pr`, with `branch` and `push`).
+    pub pull_request: Option<PullRequestOptions>,
+}
+
+/// How `--pr` opens the pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestOptions {
+    /// The API, the token and the repository.
+    pub forge: Forge,
+    /// Open it as a draft (`--draft`).
+    pub draft: bool,
+    /// Labels to add when opening it (`--label`).
+    pub labels: Vec<String>,
+    /// Rebuild the branch and open a new pull request even when the last one was closed
+    /// without merging (`--recreate`).
+    pub recreate: bool,
 }
 
 /// Chooses which of a report's changes to write: every one (`--yes`), or a person's answers.
@@ -98,10 +120,24 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
         Mode::Check => return Ok(outcome(report)),
         Mode::Apply(apply_options) => apply_options,
     };
+    // An existing --branch is judged before anything is written.
+    let bot = match judge(apply_options, &anchor, &mut report) {
+        Ok(Judged::Go(bot)) => bot,
+        Ok(Judged::Stop) => return Ok(outcome(report)),
+        Err(error) => {
+            report.errors.push(FileError::new(
+                &anchor,
+                format!("{error}; nothing was written"),
+            ));
+            report.sort();
+            return Ok(outcome(report));
+        }
+    };
     if report.changes.is_empty() {
         if let Some(CommitOptions {
             branch: Some(branch),
             push: Some(remote),
+            ..
         }) = &apply_options.commit
         {
             // A rerun after a failed push finds nothing to write: push ctfix's commit.
@@ -137,7 +173,19 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
     let to_write: Vec<&Path> = report.changes.iter().map(|c| c.path.as_path()).collect();
     let prepared = match &apply_options.commit {
         Some(commit) => {
-            match vcs::prepare_commit(&to_write, commit.branch.as_deref(), commit.push.as_deref()) {
+            let prepared = match (&bot, commit.branch.as_deref()) {
+                (Some(bot), Some(branch)) if bot.rebuilds() => {
+                    vcs::prepare_rebuild(&to_write, branch, commit.push.as_deref()).map(|p| {
+                        p.replacing(vcs::Lease {
+                            seen: bot.inspected.remote_seen,
+                        })
+                    })
+                }
+                _ => {
+                    vcs::prepare_commit(&to_write, commit.branch.as_deref(), commit.push.as_deref())
+                }
+            };
+            match prepared {
                 Ok(prepared) => Some(prepared),
                 Err(error) => {
                     refusals.push(FileError::new(
@@ -177,7 +225,7 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
     let accepted = reviewer.review(&report)?;
     let mut choices = accepted.into_iter();
     apply(&mut report, |_| choices.next().unwrap_or(false));
-    let pr_body = record(apply_options, &mut report, prepared, &anchor);
+    let pr_body = record(apply_options, &mut report, prepared, bot, &anchor);
     Ok(RunOutcome {
         report,
         reviewed: true,
@@ -208,6 +256,7 @@ fn record(
     options: &ApplyOptions,
     report: &mut Report,
     prepared: Option<vcs::PreparedCommit>,
+    bot: Option<Bot>,
     anchor: &Path,
 ) -> Option<PathBuf> {
     let written: Vec<&Path> = report
@@ -233,11 +282,29 @@ fn record(
                 if failed == 1 { "" } else { "s" }
             ));
         } else {
-            let message = pull_request::commit_message(report, Some(prepared.root()));
+            let message =
+                branch::with_trailer(&pull_request::commit_message(report, Some(prepared.root())));
             match vcs::commit(&prepared, &written, &message) {
                 Ok(mut committed) => {
-                    if let Err(error) = vcs::push(&prepared, &mut committed) {
-                        errors.push(format!("the commit was made but not pushed: {error}"));
+                    let up_to_date = match &bot {
+                        Some(bot) => bot.settle(&mut committed),
+                        None => Ok(false),
+                    };
+                    match up_to_date {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            if let Err(error) = vcs::push(&prepared, &mut committed) {
+                                errors.push(format!("the commit was made but not pushed: {error}"));
+                            }
+                        }
+                        Err(error) => errors.push(format!("the commit was made but {error}")),
+                    }
+                    if let Some(bot) = &bot {
+                        if committed.pushed_to.is_some() {
+                            if let Err(error) = bot.open_pull_request(report, &mut committed) {
+                                errors.push(format!("the pull request: {error}"));
+                            }
+                        }
                     }
                     report.committed = Some(committed);
                 }
@@ -264,4 +331,185 @@ fn record(
             None
         }
     }
+}
+
+/// What judging `--branch` decided.
+enum Judged {
+    /// Go on (with the bot's context when the branch rules apply).
+    Go(Option<Bot>),
+    /// The report says what happened to the branch; write nothing.
+    Stop,
+}
+
+/// A `--branch` run under the bot's rules: the branch as ctfix found it, and the pull
+/// requests whose head it is.
+struct Bot {
+    inspected: Inspected,
+    branch: String,
+    /// The remote to push to (`--push`).
+    remote: Option<String>,
+    client: Option<(Client, PullRequestOptions)>,
+    /// The open pull request whose head is the branch, if any.
+    open: Option<github::Found>,
+}
+
+impl Bot {
+    /// Whether the commit replaces an existing branch of ctfix's.
+    fn rebuilds(&self) -> bool {
+        matches!(self.inspected.verdict, Verdict::Ours { .. })
+    }
+
+    /// After the commit: names the branch's state, and when the rebuilt tree equals the
+    /// branch's, points the branch back at its commit (`Ok(true)`: nothing to push).
+    fn settle(&self, committed: &mut Committed) -> Result<bool, String> {
+        let Verdict::Ours { tip } = self.inspected.verdict else {
+            committed.branch_state = Some(BranchState::Created);
+            return Ok(false);
+        };
+        committed.branch_state = Some(BranchState::Updated);
+        let same = branch::same_tree(&self.inspected.root, &committed.commit, tip)
+            .map_err(|e| e.to_string())?;
+        let remote_has_it = self.inspected.remote_seen == Some(tip);
+        if !same || (self.remote.is_some() && !remote_has_it) {
+            return Ok(false);
+        }
+        branch::point_at(&self.inspected.root, &self.branch, tip).map_err(|e| e.to_string())?;
+        committed.commit = tip.to_string();
+        committed.branch_state = Some(BranchState::UpToDate);
+        if remote_has_it {
+            committed.pushed_to = self.remote.clone();
+        }
+        Ok(true)
+    }
+
+    /// Opens the pull request, or updates the open one (title and body).
+    fn open_pull_request(&self, report: &Report, committed: &mut Committed) -> Result<(), String> {
+        let Some((client, options)) = &self.client else {
+            return Ok(());
+        };
+        let state = serde_json::json!({
+            "version": 1,
+            "branch": self.branch,
+            "base": self.inspected.base,
+        });
+        let body = github::body_with_marker(&pull_request::body(report, Some(committed)), &state);
+        let title = pull_request::TITLE;
+        let (found, action) = match &self.open {
+            Some(open) if open.title == title && open.body == body => {
+                (open.clone(), PullRequestAction::Unchanged)
+            }
+            Some(open) => (
+                client
+                    .update(open.number, title, &body)
+                    .map_err(|e| e.to_string())?,
+                PullRequestAction::Updated,
+            ),
+            None => {
+                let found = client
+                    .create(
+                        &self.branch,
+                        &self.inspected.base,
+                        title,
+                        &body,
+                        options.draft,
+                    )
+                    .map_err(|e| e.to_string())?;
+                committed.pull_request = Some(PullRequest {
+                    number: found.number,
+                    url: found.url.clone(),
+                    action: PullRequestAction::Created,
+                });
+                client
+                    .add_labels(found.number, &options.labels)
+                    .map_err(|e| e.to_string())?;
+                (found, PullRequestAction::Created)
+            }
+        };
+        committed.pull_request = Some(PullRequest {
+            number: found.number,
+            url: found.url,
+            action,
+        });
+        Ok(())
+    }
+}
+
+/// Judges an existing `--branch` before anything is written: edited, declined and
+/// nothing-to-do stop the run with the branch's state in the report; a branch of ctfix's own
+/// is rebuilt. Without `--branch`, or outside the bot's rules, the run goes on as before.
+fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<Judged, String> {
+    let Some(CommitOptions {
+        branch: Some(name),
+        push,
+        base,
+        pull_request,
+    }) = &options.commit
+    else {
+        return Ok(Judged::Go(None));
+    };
+    let Some(inspected) = branch::inspect(anchor, name, push.as_deref(), base.as_deref())
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(Judged::Go(None));
+    };
+    let root = inspected.root.clone();
+    let left = |state: BranchState, tip: Option<git2::Oid>| Committed {
+        repository: root.clone(),
+        branch: name.clone(),
+        commit: tip.map(|t| t.to_string()).unwrap_or_default(),
+        files: 0,
+        pushed_to: None,
+        branch_state: Some(state),
+        pull_request: None,
+    };
+    let tip = match &inspected.verdict {
+        Verdict::CheckedOut => return Ok(Judged::Go(None)),
+        Verdict::New => None,
+        Verdict::Ours { tip } | Verdict::Edited { tip, .. } => Some(*tip),
+    };
+    if let (Some(tip), true) = (tip, report.changes.is_empty()) {
+        // The base holds the fixes already: the pull request was merged (or someone fixed it).
+        report.committed = Some(left(BranchState::NothingToDo, Some(tip)));
+        return Ok(Judged::Stop);
+    }
+    if let Verdict::Edited { tip, .. } = &inspected.verdict {
+        report.committed = Some(left(BranchState::Edited, Some(*tip)));
+        return Ok(Judged::Stop);
+    }
+    let mut bot = Bot {
+        branch: name.clone(),
+        remote: push.clone(),
+        client: None,
+        open: None,
+        inspected,
+    };
+    if let (Some(pr), Some(remote), false) = (pull_request, push, report.changes.is_empty()) {
+        let repository = match &pr.forge.repository {
+            Some(repository) => repository.clone(),
+            None => branch::remote_url(&bot.inspected.root, remote)
+                .as_deref()
+                .and_then(github::repository_from_url)
+                .ok_or_else(|| {
+                    format!("--pr: cannot tell the GitHub repository from remote {remote}'s URL; set GITHUB_REPOSITORY=owner/name")
+                })?,
+        };
+        let client = Client::new(&pr.forge, &repository).map_err(|e| e.to_string())?;
+        let found = client.find(name).map_err(|e| e.to_string())?;
+        bot.open = found.iter().find(|p| p.open).cloned();
+        let last_ours = found.iter().find(|p| p.is_ctfix());
+        if let (None, Some(closed), false) = (&bot.open, last_ours, pr.recreate) {
+            if !closed.open && !closed.merged {
+                let mut committed = left(BranchState::Declined, tip);
+                committed.pull_request = Some(PullRequest {
+                    number: closed.number,
+                    url: closed.url.clone(),
+                    action: PullRequestAction::Unchanged,
+                });
+                report.committed = Some(committed);
+                return Ok(Judged::Stop);
+            }
+        }
+        bot.client = Some((client, pr.clone()));
+    }
+    Ok(Judged::Go(Some(bot)))
 }

@@ -307,6 +307,32 @@ fn repos_file_with_file_urls_clones_fixes_and_pushes() {
         assert_eq!(row(&json, &url)["branch_state"], "created");
     }
     assert_eq!(std::fs::read_dir(&workdir).unwrap().count(), 3);
+
+    // Again: the clones are fetched and reused, and every branch is already right.
+    let pushed: Vec<_> = names.iter().map(|n| fleet.remote_branch(n)).collect();
+    let again = fleet.ctfix(
+        fleet.root(),
+        &[
+            "--repos",
+            &repos_arg,
+            "--workdir",
+            &workdir_arg,
+            "--apply",
+            "--yes",
+            "--branch",
+            BRANCH,
+            "--push",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    let json = json_of(&again);
+    for (name, pushed) in names.iter().zip(pushed) {
+        let url = format!("file://{}", display(&fleet.remote(name)));
+        assert_eq!(row(&json, &url)["branch_state"], "up-to-date", "{json:#}");
+        assert_eq!(fleet.remote_branch(name), pushed, "nothing pushed again");
+    }
 }
 
 /// A malformed line names itself, and nothing starts (no clone is made).

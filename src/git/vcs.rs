@@ -56,7 +56,7 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 /// Adds what ctfix was doing to a libgit2 error.
-trait Doing<T> {
+pub(crate) trait Doing<T> {
     fn doing(self, action: impl Into<String>) -> Result<T, VcsError>;
 }
 
@@ -71,7 +71,7 @@ impl<T> Doing<T> for Result<T, git2::Error> {
 
 /// A file inside a repository: the repository's working directory and the file's path in it
 /// (with `/`, as git stores it).
-struct Tracked {
+pub(crate) struct Tracked {
     root: PathBuf,
     relative: String,
 }
@@ -144,12 +144,29 @@ pub struct PreparedCommit {
     branch: Option<String>,
     files: Vec<(PathBuf, String)>,
     push: Option<PushTarget>,
+    /// Replace an existing branch of ctfix's own (a re-run), pushing with this lease.
+    replace: Option<Lease>,
+}
+
+/// Where the remote branch stood when ctfix read it: a push that replaces the branch goes
+/// through only if it still stands there (git's `--force-with-lease`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The remote branch's commit, `None` when the remote had no such branch.
+    pub seen: Option<git2::Oid>,
 }
 
 impl PreparedCommit {
     /// The repository's working directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Lets [`commit`] move the existing branch (ctfix's own, checked by the caller) to the
+    /// new commit, and [`push`] replace the remote branch under `lease`.
+    pub fn replacing(mut self, lease: Lease) -> Self {
+        self.replace = Some(lease);
+        self
     }
 }
 
@@ -165,6 +182,25 @@ pub fn prepare_commit(
     paths: &[&Path],
     branch: Option<&str>,
     push: Option<&str>,
+) -> Result<PreparedCommit, VcsError> {
+    prepare(paths, branch, push, false)
+}
+
+/// [`prepare_commit`] for a branch that may already exist (`existing`): the caller has
+/// judged it ctfix's own and calls [`PreparedCommit::replacing`].
+pub fn prepare_rebuild(
+    paths: &[&Path],
+    branch: &str,
+    push: Option<&str>,
+) -> Result<PreparedCommit, VcsError> {
+    prepare(paths, Some(branch), push, true)
+}
+
+fn prepare(
+    paths: &[&Path],
+    branch: Option<&str>,
+    push: Option<&str>,
+    existing: bool,
 ) -> Result<PreparedCommit, VcsError> {
     let mut roots = BTreeSet::new();
     let mut files = Vec::new();
@@ -222,7 +258,7 @@ pub fn prepare_commit(
                 "{branch:?} is not a valid branch name"
             )));
         }
-        if repo.find_branch(branch, BranchType::Local).is_ok() {
+        if !existing && repo.find_branch(branch, BranchType::Local).is_ok() {
             return Err(VcsError::Refused(format!(
                 "branch {branch} already exists in {}; choose another name or delete it",
                 root.display()
@@ -239,6 +275,7 @@ pub fn prepare_commit(
         branch: branch.map(str::to_owned),
         files,
         push,
+        replace: None,
     })
 }
 
@@ -264,15 +301,26 @@ fn configured_filter(repo: &Repository, relative: &str) -> Result<Option<String>
 
 /// Where `--push` sends the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct PushTarget {
+pub(crate) struct PushTarget {
     /// The remote's name.
-    remote: String,
+    pub(crate) remote: String,
     /// Its push URL made absolute, when it was a relative path.
-    absolute_url: Option<String>,
+    pub(crate) absolute_url: Option<String>,
+}
+
+impl PushTarget {
+    /// The remote, with a relative path URL made absolute.
+    pub(crate) fn open<'r>(&self, repo: &'r Repository) -> Result<git2::Remote<'r>, VcsError> {
+        match &self.absolute_url {
+            Some(url) => repo.remote_anonymous(url),
+            None => repo.find_remote(&self.remote),
+        }
+        .doing(format!("finding remote {}", self.remote))
+    }
 }
 
 /// Checks `remote` can be pushed to and resolves a relative path URL against `root`.
-fn push_target(
+pub(crate) fn push_target(
     repo: &Repository,
     root: &Path,
     branch: Option<&str>,
@@ -360,7 +408,7 @@ pub fn commit(
     if let Some(branch) = &prepared.branch {
         let reference = format!("refs/heads/{branch}");
         if let Some(parent) = &parent {
-            repo.branch(branch, parent, false)
+            repo.branch(branch, parent, prepared.replace.is_some())
                 .doing(format!("creating branch {branch}"))?;
         }
         repo.set_head(&reference)
@@ -416,6 +464,8 @@ pub fn commit(
         commit: id.to_string(),
         files: files.len(),
         pushed_to: None,
+        branch_state: None,
+        pull_request: None,
     })
 }
 
@@ -436,39 +486,58 @@ pub fn push(prepared: &PreparedCommit, committed: &mut Committed) -> Result<(), 
         ));
     }
     let repo = Repository::open(&committed.repository).doing("opening the repository")?;
-    let mut found = match &target.absolute_url {
-        Some(url) => repo.remote_anonymous(url),
-        None => repo.find_remote(remote),
-    }
-    .doing(format!("finding remote {remote}"))?;
+    let mut found = target.open(&repo)?;
     let config = repo.config().doing("reading git's configuration")?;
     let branch = committed.branch.clone();
     let rejection = std::cell::RefCell::new(None);
-    {
-        let mut attempts = 0;
-        let mut callbacks = git2::RemoteCallbacks::new();
-        callbacks.credentials(|url, username, allowed| {
-            attempts += 1;
-            if attempts > 3 {
-                return Err(git2::Error::from_str(
-                    "authentication failed (tried the URL, credential helpers and the SSH agent)",
-                ));
-            }
-            credentials(&config, url, username, allowed, attempts)
-        });
+    let moved = std::cell::RefCell::new(None);
+    let lease = prepared.replace;
+    let pushed = {
+        let mut callbacks = remote_callbacks(&config);
         callbacks.push_update_reference(|reference, status| {
             if let Some(status) = status {
                 *rejection.borrow_mut() = Some(format!("{reference}: {status}"));
             }
             Ok(())
         });
+        if let Some(lease) = lease {
+            // The lease: the remote told us where its branch stands now, just before the
+            // update is sent; anything but what ctfix judged stops the push.
+            let expected = lease.seen.unwrap_or_else(git2::Oid::zero);
+            let destination = format!("refs/heads/{branch}");
+            let moved = &moved;
+            callbacks.push_negotiation(move |updates| {
+                for update in updates {
+                    if update.dst_refname() == Some(destination.as_str())
+                        && update.src() != expected
+                    {
+                        *moved.borrow_mut() = Some(update.src());
+                        return Err(git2::Error::from_str("the remote branch moved"));
+                    }
+                }
+                Ok(())
+            });
+        }
         let mut options = git2::PushOptions::new();
         options.remote_callbacks(callbacks);
-        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        found
-            .push(&[refspec.as_str()], Some(&mut options))
-            .doing(format!("pushing {branch} to {remote}"))?;
+        let force = if lease.is_some() { "+" } else { "" };
+        let refspec = format!("{force}refs/heads/{branch}:refs/heads/{branch}");
+        found.push(&[refspec.as_str()], Some(&mut options))
+    };
+    if let Some(now) = moved.into_inner() {
+        let was = lease
+            .and_then(|l| l.seen)
+            .map_or("absent".to_owned(), |oid| short(oid));
+        let now = if now.is_zero() {
+            "absent".to_owned()
+        } else {
+            short(now)
+        };
+        return Err(VcsError::Refused(format!(
+            "{remote}'s {branch} moved while ctfix worked (it was {was}, it is now {now}): nothing was pushed and nothing was lost; the new commit stays on the local branch; rerun to judge the branch again"
+        )));
     }
+    pushed.doing(format!("pushing {branch} to {remote}"))?;
     if let Some(reason) = rejection.into_inner() {
         return Err(VcsError::Refused(format!(
             "{remote} rejected the push of {branch} ({reason}); does the branch already exist there?"
@@ -536,6 +605,7 @@ pub fn resume_push(
         root: root.clone(),
         branch: Some(branch.to_owned()),
         files: Vec::new(),
+        replace: None,
     };
     let mut committed = Committed {
         repository: root,
@@ -543,9 +613,32 @@ pub fn resume_push(
         commit: commit.id().to_string(),
         files,
         pushed_to: None,
+        branch_state: None,
+        pull_request: None,
     };
     push(&prepared, &mut committed)?;
     Ok(Some(committed))
+}
+
+/// A commit's short hash, for messages.
+pub(crate) fn short(oid: git2::Oid) -> String {
+    oid.to_string()[..12].to_owned()
+}
+
+/// Callbacks that answer libgit2's requests for credentials (three attempts at most).
+pub(crate) fn remote_callbacks(config: &git2::Config) -> git2::RemoteCallbacks<'_> {
+    let mut attempts = 0;
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.credentials(move |url, username, allowed| {
+        attempts += 1;
+        if attempts > 3 {
+            return Err(git2::Error::from_str(
+                "authentication failed (tried the URL, credential helpers and the SSH agent)",
+            ));
+        }
+        credentials(config, url, username, allowed, attempts)
+    });
+    callbacks
 }
 
 /// One credential for libgit2's `attempt`-th request.
