@@ -370,7 +370,11 @@ fn fleet_sources(args: &Args) -> anyhow::Result<Option<Vec<crate::fleet::Source>
         if args.paths != [PathBuf::from(".")] {
             anyhow::bail!("--repos FILE lists the repositories; give no paths with it");
         }
-        return Ok(Some(crate::fleet::read_repos_file(file)?));
+        let sources = crate::fleet::read_repos_file(file)?;
+        if sources.is_empty() {
+            anyhow::bail!("{} lists no repositories", display_path(file));
+        }
+        return Ok(Some(sources));
     }
     if !(args.commit || args.branch.is_some()) || args.paths.len() < 2 {
         return Ok(None);

@@ -273,6 +273,20 @@ fn repos_file_with_file_urls_clones_fixes_and_pushes() {
     assert_eq!(dry.status.code(), Some(1), "{}", stderr_of(&dry));
     let table = String::from_utf8_lossy(&dry.stdout);
     assert!(table.contains("would-change"), "{table}");
+    let sarif = fleet.ctfix(
+        fleet.root(),
+        &[
+            "--repos",
+            &repos_arg,
+            "--workdir",
+            &workdir_arg,
+            "--format",
+            "sarif",
+        ],
+    );
+    assert_eq!(sarif.status.code(), Some(1), "{}", stderr_of(&sarif));
+    let runs = json_of(&sarif)["runs"].as_array().unwrap().len();
+    assert_eq!(runs, 3, "one SARIF run per repository");
     for name in &names {
         assert_eq!(fleet.remote_branch(name), None, "a dry run pushes nothing");
     }
