@@ -299,11 +299,13 @@ pub fn run(
                         .push
                         .then(|| args.remote.clone().unwrap_or_else(|| "origin".to_owned())),
                     base: args.base.clone(),
-                    pull_request: args.pr.then(|| crate::run::PullRequestOptions {
-                        forge: crate::git::github::Forge::from_env(),
-                        draft: args.draft,
-                        labels: args.label.clone(),
-                        recreate: args.recreate,
+                    pull_request: args.pr.then(|| {
+                        Box::new(crate::run::PullRequestOptions {
+                            forge: crate::git::github::Forge::from_env(),
+                            draft: args.draft,
+                            labels: args.label.clone(),
+                            recreate: args.recreate,
+                        })
                     }),
                 }),
                 pr_body: args.pr_body.clone(),

@@ -3,7 +3,8 @@
 //! and fixes them format-preservingly.
 //!
 //! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`vcs`] (with
+//! [`fix`] (with [`key_template`]) → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`git`]
+//! ([`vcs`], the bot's [`git::branch`] rules, the [`git::github`] API client; with
 //! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
 //! planned; [`run`] is one repository's whole run (check, refusals, review, writes, commit,
 //! push, body) as plain data in and out. [`cli`] wires it to the command line (arguments,
@@ -44,9 +45,10 @@ pub mod run;
 pub mod sarif;
 pub mod suppress;
 pub mod tfjson;
+pub mod write;
+
 /// Kept at its old path: `ctfix::vcs` is `ctfix::git::vcs`.
 pub use git::vcs;
-pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -290,9 +290,13 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
                 return write_branch_left(committed, state, out);
             }
         }
+        let state = committed
+            .branch_state
+            .map(|state| format!("; branch {}", state.as_str()))
+            .unwrap_or_default();
         write!(
             out,
-            "Committed {} file{} on branch {} ({})",
+            "Committed {} file{} on branch {} ({}{state})",
             committed.files,
             plural(committed.files),
             committed.branch,
@@ -300,9 +304,6 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
         )?;
         if let Some(remote) = &committed.pushed_to {
             write!(out, " and pushed it to {remote}")?;
-        }
-        if let Some(state) = committed.branch_state {
-            write!(out, " (branch {})", state.as_str())?;
         }
         write_pull_request(committed, out)?;
         writeln!(out, ".")?;

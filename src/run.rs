@@ -4,6 +4,12 @@
 //! [`Reviewer`] chooses what to write (all of it for `--yes`, a person's answers otherwise);
 //! the chosen changes are written; then commit, push and the pull-request body, as asked.
 //! Nothing here prints: the command line, a fleet run or a bot reads the outcome.
+//!
+//! With `--branch NAME` an existing branch is judged first ([`crate::git::branch`]): a
+//! branch of ctfix's own is rebuilt on the base and pushed with a lease, a person's edits,
+//! a declined pull request or a base that holds the fixes stop the run before anything is
+//! written, with the branch's state in the report. With `--pr` the pull request is found
+//! before writing and opened or updated after the push ([`crate::git::github`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -54,7 +60,7 @@ pub struct CommitOptions {
     /// The branch `branch` is based on (`--base`): the one checked out, named to be sure.
     pub base: Option<String>,
     /// Open or update the pull request through the API (`--pr`, with `branch` and `push`).
-    pub pull_request: Option<PullRequestOptions>,
+    pub pull_request: Option<Box<PullRequestOptions>>,
 }
 
 /// How `--pr` opens the pull request.
@@ -256,7 +262,7 @@ fn record(
     options: &ApplyOptions,
     report: &mut Report,
     prepared: Option<vcs::PreparedCommit>,
-    bot: Option<Bot>,
+    bot: Option<Box<Bot>>,
     anchor: &Path,
 ) -> Option<PathBuf> {
     let written: Vec<&Path> = report
@@ -336,7 +342,7 @@ fn record(
 /// What judging `--branch` decided.
 enum Judged {
     /// Go on (with the bot's context when the branch rules apply).
-    Go(Option<Bot>),
+    Go(Option<Box<Bot>>),
     /// The report says what happened to the branch; write nothing.
     Stop,
 }
@@ -464,6 +470,16 @@ fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<J
     };
     let tip = match &inspected.verdict {
         Verdict::CheckedOut => return Ok(Judged::Go(None)),
+        // Nothing to write: the run goes on as before (it commits nothing).
+        Verdict::NotOurs if report.changes.is_empty() => return Ok(Judged::Go(None)),
+        Verdict::NotOurs => {
+            return Err(format!(
+                "branch {name} already exists in {} and is not ctfix's (none of its commits since it left {} carries the trailer \"{}\"); choose another name or delete it",
+                inspected.root.display(),
+                inspected.base,
+                branch::TRAILER
+            ))
+        }
         Verdict::New => None,
         Verdict::Ours { tip } | Verdict::Edited { tip, .. } => Some(*tip),
     };
@@ -509,7 +525,7 @@ fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<J
                 return Ok(Judged::Stop);
             }
         }
-        bot.client = Some((client, pr.clone()));
+        bot.client = Some((client, (**pr).clone()));
     }
-    Ok(Judged::Go(Some(bot)))
+    Ok(Judged::Go(Some(Box::new(bot))))
 }

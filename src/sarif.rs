@@ -6,6 +6,12 @@
 //! are not results. A module's selected fixes travel as SARIF `fixes[]` on the first of its
 //! fixed trails: one replacement per changed hunk, located by byte offset in the file as it is
 //! on disk, so a consumer applying them gets exactly the bytes `--apply` would write.
+//!
+//! Artifact URIs hold up in code scanning for any path argument: a relative path is a
+//! percent-encoded relative reference against `%SRCROOT%` (the directory ctfix ran in, given
+//! in `originalUriBaseIds`), an absolute one inside that directory is made relative to it,
+//! and any other is a `file://` URI. Each result's `partialFingerprints` names the file and
+//! the resource, not the line, so an alert keeps its identity when lines shift.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +49,9 @@ pub fn sarif_run(report: &Report) -> Value {
             "level": level,
             "message": { "text": format!("{}: {}", finding.resource, finding.message) },
             "locations": [location(finding)],
+            "partialFingerprints": {
+                "ctfixResource/v1": format!("{}:{}", display_path(&finding.path), finding.resource),
+            },
             "properties": { "reason": finding.reason, "status": finding.status.as_str() },
         });
         if let Some(suppression) = &finding.suppression {
@@ -81,6 +90,7 @@ pub fn sarif_run(report: &Report) -> Value {
             "rules": [rule()],
         }},
         "columnKind": "unicodeCodePoints",
+        "originalUriBaseIds": original_uri_base_ids(),
         "invocations": [invocation(report)],
         "results": results,
     })
@@ -105,7 +115,7 @@ fn invocation(report: &Report) -> Value {
                 region = json!({ "startLine": line, "startColumn": column });
             }
             let mut location = json!({
-                "physicalLocation": { "artifactLocation": { "uri": display_path(&error.path) } }
+                "physicalLocation": { "artifactLocation": artifact_location(&error.path) }
             });
             if region != json!({}) {
                 location["physicalLocation"]["region"] = region;
@@ -138,9 +148,63 @@ fn rule() -> Value {
 
 fn location(finding: &Finding) -> Value {
     json!({ "physicalLocation": {
-        "artifactLocation": { "uri": display_path(&finding.path) },
+        "artifactLocation": artifact_location(&finding.path),
         "region": { "startLine": finding.line, "startColumn": finding.column },
     }})
+}
+
+/// The base relative URIs resolve against: the directory ctfix ran in.
+const SRCROOT: &str = "%SRCROOT%";
+
+fn original_uri_base_ids() -> Value {
+    match std::env::current_dir() {
+        Ok(dir) => {
+            json!({ SRCROOT: { "uri": format!("{}/", file_uri(&dir).trim_end_matches('/')) } })
+        }
+        Err(_) => json!({}),
+    }
+}
+
+/// A path as a SARIF `artifactLocation`: a relative reference against `%SRCROOT%` when the
+/// path is relative (or absolute inside the current directory), else a `file://` URI.
+fn artifact_location(path: &Path) -> Value {
+    let relative = if path.is_absolute() {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| path.strip_prefix(dir).ok().map(Path::to_path_buf))
+    } else {
+        Some(path.to_path_buf())
+    };
+    match relative {
+        Some(relative) => json!({
+            "uri": percent_encode(&display_path(&relative)),
+            "uriBaseId": SRCROOT,
+        }),
+        None => json!({ "uri": file_uri(path) }),
+    }
+}
+
+/// `file:///…` for an absolute path.
+fn file_uri(path: &Path) -> String {
+    let shown = display_path(path).replace('\\', "/");
+    let shown = shown.strip_prefix('/').unwrap_or(&shown);
+    format!("file:///{}", percent_encode(shown))
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (RFC 3986).
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            // A Windows drive letter's colon (`C:/…`) stays.
+            b':' if out.len() == 1 => out.push(':'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// The fix titles of a module's selected fixes, one per line.
@@ -194,7 +258,7 @@ fn artifact_change(change: &FileChange) -> Value {
         })
         .collect();
     json!({
-        "artifactLocation": { "uri": display_path(&change.path) },
+        "artifactLocation": artifact_location(&change.path),
         "replacements": replacements,
     })
 }
@@ -235,6 +299,7 @@ mod tests {
         };
         let sarif = artifact_change(&change);
         assert_eq!(sarif["artifactLocation"]["uri"], "m/main.tf");
+        assert_eq!(sarif["artifactLocation"]["uriBaseId"], "%SRCROOT%");
         assert_eq!(apply(before.as_bytes(), &sarif), after.as_bytes());
         for replacement in sarif["replacements"].as_array().unwrap() {
             let content = &replacement["insertedContent"];
@@ -243,5 +308,22 @@ mod tests {
                 .unwrap();
             assert_eq!(binary, content["text"].as_str().unwrap().as_bytes());
         }
+    }
+
+    #[test]
+    fn uris_are_valid_for_any_path() {
+        assert_eq!(
+            artifact_location(Path::new("my infra/main.tf")),
+            json!({"uri": "my%20infra/main.tf", "uriBaseId": "%SRCROOT%"})
+        );
+        assert_eq!(
+            artifact_location(Path::new("/nowhere/x#1/main.tf")),
+            json!({"uri": "file:///nowhere/x%231/main.tf"})
+        );
+        let inside = std::env::current_dir().unwrap().join("live/main.tf");
+        assert_eq!(
+            artifact_location(&inside),
+            json!({"uri": "live/main.tf", "uriBaseId": "%SRCROOT%"})
+        );
     }
 }

@@ -323,7 +323,7 @@ fn push_sends_the_branch_and_sets_its_upstream() {
 }
 
 #[test]
-fn a_rejected_push_keeps_the_commit_and_fails() {
+fn someone_elses_branch_on_the_remote_is_refused_before_writing() {
     let repo = Repo::new();
     let remote = repo.root.parent().unwrap().join("remote.git");
     git(
@@ -338,16 +338,15 @@ fn a_rejected_push_keeps_the_commit_and_fails() {
     repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
 
     let output = repo.ctfix(&["--apply", "--yes", "--branch", "ctfix/kms", "--push", "."]);
+    // None of its commits is ctfix's (no Generated-by trailer): not ctfix's to replace.
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
     assert!(
-        stderr.contains("the commit was made but not pushed"),
+        stderr.contains("branch ctfix/kms already exists") && stderr.contains("is not ctfix's"),
         "{stderr}"
     );
-    assert_eq!(
-        repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]),
-        "ctfix/kms"
-    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]), "main");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{BranchType, Direction, Oid, Repository};
+use git2::{BranchType, Oid, Repository};
 
 use super::vcs::{push_target, remote_callbacks, Doing, VcsError};
 
@@ -53,7 +53,9 @@ pub enum Verdict {
         /// The branch's commit.
         tip: Oid,
     },
-    /// Someone else committed on it.
+    /// No commit on it is ctfix's: a branch of someone else's that happens to have the name.
+    NotOurs,
+    /// ctfix made it, and someone else committed on it since.
     Edited {
         /// The branch's commit.
         tip: Oid,
@@ -129,14 +131,21 @@ pub fn inspect(
         .find_branch(branch, BranchType::Local)
         .ok()
         .and_then(|b| b.get().target());
+    // A remote that cannot be read (not there yet, offline) counts as not having the branch:
+    // the push then fails, or its lease refuses, and says why.
     let remote_seen = match remote {
-        Some(remote) => read_remote(&repo, &root, branch, remote)?,
+        Some(remote) => read_remote(&repo, &root, branch, remote).unwrap_or(None),
         None => None,
     };
     let mut verdict = Verdict::New;
     // The remote's tip first: it is what the pull request shows, and what a push replaces.
     for tip in [remote_seen, local].into_iter().flatten() {
-        if let Some(commit) = foreign_commit(&repo, tip, base_commit)? {
+        let history = judge_history(&repo, tip, base_commit)?;
+        if history.ours == 0 {
+            verdict = Verdict::NotOurs;
+            break;
+        }
+        if let Some(commit) = history.foreign {
             verdict = Verdict::Edited { tip, commit };
             break;
         }
@@ -159,7 +168,10 @@ pub fn remote_url(root: &Path, remote: &str) -> Option<String> {
     found.pushurl().or(found.url()).map(str::to_owned)
 }
 
-/// The remote's commit for `branch` (ls-remote), fetched so its history can be judged.
+/// The remote's commit for `branch`, fetched so its history can be judged. It is fetched
+/// into a ref of ctfix's own, emptied first, so a stale remote-tracking branch cannot pass
+/// for what the remote holds now (and an empty remote, which libgit2's ref listing cannot
+/// take, needs no special case).
 fn read_remote(
     repo: &Repository,
     root: &Path,
@@ -169,49 +181,81 @@ fn read_remote(
     let target = push_target(repo, root, Some(branch), remote)?;
     let mut found = target.open(repo)?;
     let config = repo.config().doing("reading git's configuration")?;
-    let reference = format!("refs/heads/{branch}");
-    let seen = {
-        let connection = found
-            .connect_auth(Direction::Fetch, Some(remote_callbacks(&config)), None)
-            .doing(format!("reading the branches of {remote}"))?;
-        let heads = connection
-            .list()
-            .doing(format!("reading the branches of {remote}"))?;
-        heads
-            .iter()
-            .find(|head| head.name() == reference)
-            .map(|head| head.oid())
+    let seen_ref = format!("refs/ctfix/seen/{branch}");
+    if let Ok(mut stale) = repo.find_reference(&seen_ref) {
+        stale
+            .delete()
+            .doing("clearing ctfix's view of the remote")?;
+    }
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(remote_callbacks(&config));
+    let refspec = format!("+refs/heads/{branch}:{seen_ref}");
+    found
+        .fetch(&[refspec.as_str()], Some(&mut options), None)
+        .doing(format!("fetching {branch} from {remote}"))?;
+    let seen = match repo.find_reference(&seen_ref) {
+        Ok(mut reference) => {
+            let oid = reference.target();
+            reference
+                .delete()
+                .doing("clearing ctfix's view of the remote")?;
+            oid
+        }
+        Err(_) => None,
     };
     if let Some(oid) = seen {
-        let mut options = git2::FetchOptions::new();
-        options.remote_callbacks(remote_callbacks(&config));
-        let refspec = format!("+{reference}:refs/remotes/{remote}/{branch}");
-        found
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .doing(format!("fetching {branch} from {remote}"))?;
-        repo.find_commit(oid)
-            .doing(format!("reading {remote}'s {branch}"))?;
+        // Keep the remote-tracking branch current too, as `git fetch` would.
+        repo.reference(
+            &format!("refs/remotes/{remote}/{branch}"),
+            oid,
+            true,
+            "ctfix: fetched",
+        )
+        .doing("updating the remote-tracking branch")?;
     }
     Ok(seen)
 }
 
-/// The first commit on `tip` since it left `base` that ctfix did not make, if any.
-fn foreign_commit(repo: &Repository, tip: Oid, base: Oid) -> Result<Option<String>, VcsError> {
+/// Whose commits a branch holds since it left its base.
+struct History {
+    /// How many are ctfix's (a branch merged into the base counts its tip, if ctfix's).
+    ours: usize,
+    /// The first one that is not ctfix's (short hash and subject).
+    foreign: Option<String>,
+}
+
+fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsError> {
+    let is_ours = |oid: Oid| -> Result<bool, VcsError> {
+        let commit = repo.find_commit(oid).doing("reading a commit")?;
+        Ok(is_ctfix_message(&String::from_utf8_lossy(
+            commit.message_bytes(),
+        )))
+    };
     let mut walk = repo.revwalk().doing("walking the branch")?;
     walk.push(tip).doing("walking the branch")?;
     walk.hide(base).doing("walking the branch")?;
+    let mut history = History {
+        ours: 0,
+        foreign: None,
+    };
     for oid in walk {
         let oid = oid.doing("walking the branch")?;
-        let commit = repo.find_commit(oid).doing("reading a commit")?;
-        if !is_ctfix_message(&String::from_utf8_lossy(commit.message_bytes())) {
-            return Ok(Some(format!(
+        if is_ours(oid)? {
+            history.ours += 1;
+        } else if history.foreign.is_none() {
+            let commit = repo.find_commit(oid).doing("reading a commit")?;
+            history.foreign = Some(format!(
                 "{} {}",
                 super::vcs::short(oid),
                 commit.summary().unwrap_or("")
-            )));
+            ));
         }
     }
-    Ok(None)
+    if history.ours == 0 && history.foreign.is_none() && is_ours(tip)? {
+        // Merged into the base: nothing left on the branch but ctfix's commit.
+        history.ours = 1;
+    }
+    Ok(history)
 }
 
 /// Whether two commits hold the same tree.

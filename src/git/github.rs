@@ -187,7 +187,7 @@ impl Client {
             .as_array()
             .map(|list| list.iter().filter_map(Found::from_json).collect())
             .unwrap_or_default();
-        found.sort_by(|a, b| b.number.cmp(&a.number));
+        found.sort_by_key(|p| std::cmp::Reverse(p.number));
         Ok(found)
     }
 

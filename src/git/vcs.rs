@@ -527,7 +527,7 @@ pub fn push(prepared: &PreparedCommit, committed: &mut Committed) -> Result<(), 
     if let Some(now) = moved.into_inner() {
         let was = lease
             .and_then(|l| l.seen)
-            .map_or("absent".to_owned(), |oid| short(oid));
+            .map_or("absent".to_owned(), short);
         let now = if now.is_zero() {
             "absent".to_owned()
         } else {
