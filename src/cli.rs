@@ -482,10 +482,9 @@ impl crate::fleet::Progress for ProgressBar {
         self.bar.inc(1);
         self.show();
     }
-}
 
-impl Drop for ProgressBar {
-    fn drop(&mut self) {
+    fn done(&mut self) {
+        // Cleared before the reports are printed, so they start on a line of their own.
         self.bar.finish_and_clear();
     }
 }

@@ -465,6 +465,8 @@ pub trait Progress {
     fn started(&mut self, index: usize, name: &str);
     /// Repository `index` finished.
     fn finished(&mut self, index: usize, row: &Row);
+    /// Every repository finished or was kept from starting; the reports are printed next.
+    fn done(&mut self) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -559,6 +561,7 @@ fn run_all(
             }
         }
     });
+    progress.done();
     let interrupted = rows.iter().any(Option::is_none);
     let rows: Vec<Row> = rows
         .into_iter()
