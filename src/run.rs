@@ -300,7 +300,14 @@ fn record(
                         Ok(true) => {}
                         Ok(false) => {
                             if let Err(error) = vcs::push(&prepared, &mut committed) {
-                                errors.push(format!("the commit was made but not pushed: {error}"));
+                                let unread = bot
+                                    .as_ref()
+                                    .and_then(|bot| bot.inspected.remote_error.as_deref())
+                                    .map(|e| format!(" (before writing, ctfix could not read the remote: {e})"))
+                                    .unwrap_or_default();
+                                errors.push(format!(
+                                    "the commit was made but not pushed: {error}{unread}"
+                                ));
                             }
                         }
                         Err(error) => errors.push(format!("the commit was made but {error}")),

@@ -36,6 +36,8 @@ pub struct Inspected {
     /// The branch's commit on the remote when ctfix read it (`None`: no such branch there).
     /// Only read when pushing.
     pub remote_seen: Option<Oid>,
+    /// Why the remote could not be read, when it could not (the push will say more).
+    pub remote_error: Option<String>,
     /// What the branch is.
     pub verdict: Verdict,
 }
@@ -123,6 +125,7 @@ pub fn inspect(
             root,
             base: checked_out,
             remote_seen: None,
+            remote_error: None,
             verdict: Verdict::CheckedOut,
         }));
     }
@@ -133,9 +136,12 @@ pub fn inspect(
         .and_then(|b| b.get().target());
     // A remote that cannot be read (not there yet, offline) counts as not having the branch:
     // the push then fails, or its lease refuses, and says why.
-    let remote_seen = match remote {
-        Some(remote) => read_remote(&repo, &root, branch, remote).unwrap_or(None),
-        None => None,
+    let (remote_seen, remote_error) = match remote {
+        Some(remote) => match read_remote(&repo, &root, branch, remote) {
+            Ok(seen) => (seen, None),
+            Err(error) => (None, Some(error.to_string())),
+        },
+        None => (None, None),
     };
     let mut verdict = Verdict::New;
     // The remote's tip first: it is what the pull request shows, and what a push replaces.
@@ -157,6 +163,7 @@ pub fn inspect(
         root,
         base: checked_out,
         remote_seen,
+        remote_error,
         verdict,
     }))
 }
