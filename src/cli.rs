@@ -102,6 +102,21 @@ pub struct Args {
     #[arg(long)]
     pub explain: bool,
 
+    /// Process the repositories listed in FILE, one per line: a local path (relative to
+    /// FILE's directory) or a clone URL (https, ssh, git@host:path, file://); `#` comments.
+    #[arg(long, value_name = "FILE", help_heading = "Fleet")]
+    pub repos: Option<PathBuf>,
+
+    /// Where --repos clones its URLs, one directory per URL, reused and fetched on later runs
+    /// [default: $XDG_CACHE_HOME/ctfix/repos or ~/.cache/ctfix/repos].
+    #[arg(long, value_name = "DIR", requires = "repos", help_heading = "Fleet")]
+    pub workdir: Option<PathBuf>,
+
+    /// How many repositories a fleet run (--repos, or --branch/--commit with paths in
+    /// several repositories) processes at once [default: the number of cores].
+    #[arg(long, value_name = "N", help_heading = "Fleet")]
+    pub jobs: Option<usize>,
+
     /// When to colour the text output (NO_COLOR is respected under `auto`).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -319,6 +334,9 @@ pub fn run(
         applied: args.apply,
         summary: true,
     };
+    if let Some(sources) = fleet_sources(args)? {
+        return run_fleet(args, sources, options, text_options, out, err);
+    }
     let outcome = if args.yes || !args.apply {
         crate::run::run(&options, &mut AcceptAll)?
     } else {
@@ -360,6 +378,130 @@ pub fn run(
     write_report(args, &outcome.report, text_options, out, err)?;
     say_body_written(args, outcome.pr_body.as_deref(), out)?;
     Ok(ExitStatus::of(&outcome.report))
+}
+
+/// The repositories of a fleet run: those of `--repos`, or the paths' repositories when a
+/// commit is asked of paths in several. `None` for a single-repository run.
+fn fleet_sources(args: &Args) -> anyhow::Result<Option<Vec<crate::fleet::Source>>> {
+    if let Some(file) = &args.repos {
+        if args.paths != [PathBuf::from(".")] {
+            anyhow::bail!("--repos FILE lists the repositories; give no paths with it");
+        }
+        let sources = crate::fleet::read_repos_file(file)?;
+        if sources.is_empty() {
+            anyhow::bail!("{} lists no repositories", display_path(file));
+        }
+        return Ok(Some(sources));
+    }
+    if !(args.commit || args.branch.is_some()) || args.paths.len() < 2 {
+        return Ok(None);
+    }
+    let groups = crate::fleet::group_paths(&args.paths);
+    Ok((groups.len() > 1).then_some(groups))
+}
+
+/// Runs a fleet: the progress bar on a terminal, each repository's report, then the table.
+fn run_fleet(
+    args: &Args,
+    sources: Vec<crate::fleet::Source>,
+    run: RunOptions,
+    text_options: TextOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
+    use crate::fleet::{FleetOptions, Output};
+    if args.apply && !args.yes {
+        anyhow::bail!("a run over several repositories writes without asking: review it first (run without --apply), then add --yes");
+    }
+    let format = match args.format {
+        Format::Text => Output::Text(text_options),
+        Format::Json => Output::Json,
+        Format::Sarif => Output::Sarif,
+    };
+    let options = FleetOptions {
+        sources,
+        run,
+        workdir: args
+            .workdir
+            .clone()
+            .unwrap_or_else(crate::fleet::default_workdir),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        format,
+    };
+    crate::fleet::validate(&options)?;
+    let outcome = if args.format == Format::Text && !args.quiet && io::stderr().is_terminal() {
+        let mut bar = ProgressBar::new(options.sources.len());
+        crate::fleet::run(&options, &mut bar, out)?
+    } else {
+        crate::fleet::run(&options, &mut crate::fleet::NoProgress, out)?
+    };
+    if args.format == Format::Text {
+        if args.quiet {
+            for row in &outcome.rows {
+                for error in &row.errors {
+                    writeln!(err, "{}: {error}", row.repository)?;
+                }
+            }
+        } else {
+            crate::fleet::write_table(&outcome, args.apply, out)?;
+        }
+    }
+    if outcome.interrupted && args.format != Format::Text {
+        writeln!(
+            err,
+            "ctfix: interrupted: some repositories did not start; run the same command again to finish"
+        )?;
+    }
+    Ok(outcome.status())
+}
+
+/// The fleet's progress on standard error: repositories done / total and those in progress.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    current: BTreeSet<(usize, String)>,
+}
+
+impl ProgressBar {
+    fn new(total: usize) -> ProgressBar {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} repositories {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        ProgressBar {
+            bar,
+            current: BTreeSet::new(),
+        }
+    }
+
+    fn show(&self) {
+        let names: Vec<&str> = self.current.iter().map(|(_, name)| name.as_str()).collect();
+        self.bar.set_message(names.join(", "));
+    }
+}
+
+impl crate::fleet::Progress for ProgressBar {
+    fn started(&mut self, index: usize, name: &str) {
+        self.current.insert((index, name.to_owned()));
+        self.show();
+    }
+
+    fn finished(&mut self, index: usize, row: &crate::fleet::Row) {
+        self.current.remove(&(index, row.repository.clone()));
+        self.bar.inc(1);
+        self.show();
+    }
+
+    fn done(&mut self) {
+        // Cleared before the reports are printed, so they start on a line of their own.
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Tells where the pull-request body went (text output, not quiet).

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod discover;
 pub mod explain;
 pub mod fix;
+pub mod fleet;
 pub mod git;
 pub mod key_check;
 pub mod key_choice;

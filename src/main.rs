@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     // Ctrl-C / SIGTERM before any write started: stop at once with 130 (nothing is
     // half-done, nothing was written). Once writing has started, the write in progress backs
     // out, later ones are refused, and the run ends normally, reporting what was written.
+    // In a fleet run, the first Ctrl-C only stops starting repositories: those in progress
+    // finish, so each ends untouched or with its complete commit.
     let _ = ctrlc::set_handler(|| {
+        if ctfix::fleet::interrupt() {
+            return;
+        }
         if ctfix::write::interrupt() && !ctfix::write::writes_started() {
             std::process::exit(130);
         }

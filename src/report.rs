@@ -389,6 +389,12 @@ struct JsonReport<'a> {
 
 /// Writes the JSON report (see the module docs for the contract), followed by a newline.
 pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &json_value(report))?;
+    writeln!(out)
+}
+
+/// The JSON report as a value (a fleet run adds its repository's fields to it).
+pub fn json_value(report: &Report) -> serde_json::Value {
     let json = JsonReport {
         version: 1,
         findings: &report.findings,
@@ -405,6 +411,5 @@ pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         summary: Summary::of(report),
         commit: report.committed.as_ref(),
     };
-    serde_json::to_writer_pretty(&mut *out, &json)?;
-    writeln!(out)
+    serde_json::to_value(&json).unwrap_or_default()
 }

@@ -25,6 +25,17 @@ use crate::render::display_path;
 
 /// Writes the SARIF log, followed by a newline.
 pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [sarif_run(report)],
+    });
+    serde_json::to_writer_pretty(&mut *out, &log)?;
+    writeln!(out)
+}
+
+/// One SARIF run: the tool, the invocation (with the report's errors) and the results.
+pub fn sarif_run(report: &Report) -> Value {
     let mut results = Vec::new();
     let mut modules_with_fix: Vec<PathBuf> = Vec::new();
     for finding in &report.findings {
@@ -97,24 +108,25 @@ pub fn write_sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
         results.push(result);
     }
-    let log = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "ctfix",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": [rule()],
-            }},
-            "columnKind": "unicodeCodePoints",
-            "originalUriBaseIds": original_uri_base_ids(),
-            "invocations": [invocation(report)],
-            "results": results,
-        }],
-    });
-    serde_json::to_writer_pretty(&mut *out, &log)?;
-    writeln!(out)
+    json!({
+        "tool": { "driver": {
+            "name": "ctfix",
+            "version": env!("CARGO_PKG_VERSION"),
+            "rules": [rule()],
+        }},
+        "columnKind": "unicodeCodePoints",
+        "originalUriBaseIds": original_uri_base_ids(),
+        "invocations": [invocation(report)],
+        "results": results,
+    })
 }
+
+/// The SARIF log's opening, up to the `runs` array's first element (a fleet run writes one run
+/// per repository after it, separated by commas, then [`LOG_END`]).
+pub const LOG_START: &str =
+    "{\n  \"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\",\n  \"version\": \"2.1.0\",\n  \"runs\": [\n";
+/// The SARIF log's end, after the last run.
+pub const LOG_END: &str = "\n  ]\n}\n";
 
 /// The run itself: whether it went without errors, and each error (a file that does not
 /// parse, a refusal) as a notification, so a dashboard shows what ctfix could not check.

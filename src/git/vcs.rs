@@ -29,7 +29,7 @@ pub enum VcsError {
         path: PathBuf,
     },
     /// The files to commit live in more than one repository.
-    #[error("the files to change live in {} git repositories ({}); run ctfix once per repository to commit", roots.len(), list(roots))]
+    #[error("the files to change live in {} git repositories ({}); give each repository as its own path, or list them in --repos FILE, for one commit per repository", roots.len(), list(roots))]
     SeveralRepositories {
         /// The working directories.
         roots: Vec<PathBuf>,
@@ -642,7 +642,7 @@ pub(crate) fn remote_callbacks(config: &git2::Config) -> git2::RemoteCallbacks<'
 }
 
 /// One credential for libgit2's `attempt`-th request.
-fn credentials(
+pub(crate) fn credentials(
     config: &git2::Config,
     url: &str,
     username: Option<&str>,
