@@ -330,4 +330,12 @@ mod tests {
             "data \"aws_caller_identity\" \"audit\" {\n  provider = aws.audit\n}"
         );
     }
+
+    #[test]
+    fn chunks_start_only_at_their_opening_line() {
+        // Lines before the first opening line, and between chunks, belong to no chunk
+        // (cargo-mutants: `&&` → `||` was missed; the template's first chunk is never used).
+        let text = "intro\n  {\n    a\n  },\nbetween\n  {\n    b\n  },\noutro\n";
+        assert_eq!(chunks(text, "  {", "  },", 2), ["{\n  a\n},", "{\n  b\n},"]);
+    }
 }
