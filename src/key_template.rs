@@ -332,10 +332,13 @@ mod tests {
     }
 
     #[test]
-    fn chunks_start_only_at_their_opening_line() {
-        // Lines before the first opening line, and between chunks, belong to no chunk
-        // (cargo-mutants: `&&` → `||` was missed; the template's first chunk is never used).
-        let text = "intro\n  {\n    a\n  },\nbetween\n  {\n    b\n  },\noutro\n";
-        assert_eq!(chunks(text, "  {", "  },", 2), ["{\n  a\n},", "{\n  b\n},"]);
+    fn a_chunk_runs_from_its_opening_line_to_the_next_closing_line() {
+        // Lines outside chunks belong to none; an opening line inside a chunk is content, it
+        // does not restart the chunk (cargo-mutants: `&&` → `||` in `chunks` was missed).
+        let text = "intro\n  {\n    a\n  {\n  },\nbetween\n  {\n    b\n  },\noutro\n";
+        assert_eq!(
+            chunks(text, "  {", "  },", 2),
+            ["{\n  a\n{\n},", "{\n  b\n},"]
+        );
     }
 }
