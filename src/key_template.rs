@@ -330,4 +330,15 @@ mod tests {
             "data \"aws_caller_identity\" \"audit\" {\n  provider = aws.audit\n}"
         );
     }
+
+    #[test]
+    fn a_chunk_runs_from_its_opening_line_to_the_next_closing_line() {
+        // Lines outside chunks belong to none; an opening line inside a chunk is content, it
+        // does not restart the chunk (cargo-mutants: `&&` → `||` in `chunks` was missed).
+        let text = "intro\n  {\n    a\n  {\n  },\nbetween\n  {\n    b\n  },\noutro\n";
+        assert_eq!(
+            chunks(text, "  {", "  },", 2),
+            ["{\n  a\n{\n},", "{\n  b\n},"]
+        );
+    }
 }
