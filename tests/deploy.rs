@@ -90,7 +90,7 @@ struct CaseConfig {
     #[serde(default)]
     pending: Option<String>,
     /// The existing key (`aws_kms_key.<k>`) ctfix must wire: every trail's `KmsKeyId` read
-    /// back must be an instance of it.
+    /// back must be that key, or its instance with the trail's own index.
     #[serde(default)]
     key: Option<String>,
 }
@@ -727,8 +727,14 @@ fn read_back(config: &CaseConfig, state: &Value, moto: &MotoServer) -> Result<()
                 .and_then(|arn| managed_keys.get(arn))
                 .copied()
                 .unwrap_or("no key of the configuration");
-            let instance_of =
-                |address: &str| address == expected || address.starts_with(&format!("{expected}["));
+            // A key with the trail's own count / for_each: the instance with the same index.
+            let trail_index = trail.address.find('[').map(|i| &trail.address[i..]);
+            let instance_of = |address: &str| {
+                address == expected
+                    || address
+                        .strip_prefix(expected.as_str())
+                        .is_some_and(|index| index.starts_with('[') && Some(index) == trail_index)
+            };
             if !instance_of(wired) {
                 problems.push(format!(
                     "{}: kms_key_id is {wired}, not the existing key {expected}",
