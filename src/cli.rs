@@ -60,8 +60,26 @@ pub struct Args {
     pub pr_body: Option<PathBuf>,
 
     /// Also select unsafe fixes (they change a module's behaviour; review them).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_unsafe_fixes")]
     pub unsafe_fixes: bool,
+
+    /// Select only safe fixes, whatever the configuration file says.
+    #[arg(long, overrides_with = "unsafe_fixes")]
+    pub no_unsafe_fixes: bool,
+
+    /// Exit 1 when a trail's encryption cannot be decided (status unknown), not only when
+    /// one needs fixing.
+    #[arg(long, overrides_with = "no_fail_on_unknown")]
+    pub fail_on_unknown: bool,
+
+    /// Exit 0 on undecided trails, whatever the configuration file says.
+    #[arg(long, overrides_with = "fail_on_unknown")]
+    pub no_fail_on_unknown: bool,
+
+    /// Read settings from FILE instead of the nearest .ctfix.toml at or above the paths
+    /// (up to the repository's top).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -242,14 +260,47 @@ pub fn run(
         out.write_all(crate::explain::CONTROL.as_bytes())?;
         return Ok(ExitStatus::Clean);
     }
+    let config = match find_config(args) {
+        Ok(config) => config.unwrap_or_default(),
+        Err(error) => {
+            // Before anything is read or written.
+            let report = crate::Report {
+                errors: vec![error],
+                ..crate::Report::default()
+            };
+            let options = TextOptions {
+                diff: false,
+                findings: false,
+                quiet: args.quiet,
+                applied: false,
+                summary: false,
+            };
+            write_report(args, &report, options, out, err)?;
+            return Ok(ExitStatus::Error);
+        }
+    };
+    // Flags override the file.
+    let unsafe_fixes =
+        args.unsafe_fixes || (!args.no_unsafe_fixes && config.unsafe_fixes == Some(true));
+    let fail_on_unknown =
+        args.fail_on_unknown || (!args.no_fail_on_unknown && config.fail_on_unknown == Some(true));
+    let exit_status = |report: &crate::Report| {
+        if fail_on_unknown {
+            ExitStatus::of_strict(report)
+        } else {
+            ExitStatus::of(report)
+        }
+    };
     let options = RunOptions {
         settings: Settings {
             paths: args.paths.clone(),
-            min_applicability: if args.unsafe_fixes {
+            min_applicability: if unsafe_fixes {
                 Applicability::Unsafe
             } else {
                 Applicability::Safe
             },
+            key: config.key.clone(),
+            exclude: config.exclusions(),
         },
         mode: match args.apply {
             false => Mode::Check,
@@ -306,13 +357,46 @@ pub fn run(
             };
             write_text(report, after, out, &mut io::sink())?;
             say_body_written(args, outcome.pr_body.as_deref(), out)?;
-            return Ok(ExitStatus::of(report));
+            return Ok(exit_status(report));
         }
         outcome
     };
     write_report(args, &outcome.report, text_options, out, err)?;
     say_body_written(args, outcome.pr_body.as_deref(), out)?;
-    Ok(ExitStatus::of(&outcome.report))
+    Ok(exit_status(&outcome.report))
+}
+
+/// The run's configuration: `--config FILE`, or the nearest `.ctfix.toml` of the paths
+/// (which must agree: one run, one configuration). `Ok(None)` when there is none.
+pub fn find_config(args: &Args) -> Result<Option<crate::config::Config>, FileError> {
+    if let Some(path) = &args.config {
+        return crate::config::load(path).map(Some);
+    }
+    let mut found: Option<(PathBuf, &Path)> = None;
+    for path in &args.paths {
+        let Some(config) = crate::config::find(path) else {
+            continue;
+        };
+        match &found {
+            Some((first, first_path)) if *first != config => {
+                return Err(FileError::new(
+                    path,
+                    format!(
+                        "uses the configuration {}, while {} uses {}: run ctfix once per repository, or pass --config FILE",
+                        display_path(&config),
+                        display_path(first_path),
+                        display_path(first)
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => found = Some((config, path)),
+        }
+    }
+    match found {
+        Some((config, _)) => crate::config::load(&config).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Tells where the pull-request body went (text output, not quiet).

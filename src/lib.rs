@@ -25,6 +25,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod config;
 pub mod discover;
 pub mod explain;
 pub mod fix;
@@ -89,6 +90,16 @@ impl ExitStatus {
             ExitStatus::Clean
         }
     }
+
+    /// The status a report implies under `--fail-on-unknown`: a trail ctfix could not
+    /// decide counts as a finding, so a CI gate does not pass what nobody checked.
+    pub fn of_strict(report: &Report) -> ExitStatus {
+        let unknown = report.findings.iter().any(|f| f.status == Status::Unknown);
+        match ExitStatus::of(report) {
+            ExitStatus::Clean if unknown => ExitStatus::Findings,
+            status => status,
+        }
+    }
 }
 
 /// What a check run should do.
@@ -98,6 +109,10 @@ pub struct Settings {
     pub paths: Vec<PathBuf>,
     /// The least safe fix to include in changes: `Safe`, or `Unsafe` with `--unsafe-fixes`.
     pub min_applicability: Applicability,
+    /// How generated keys look, or a central key to wire instead (`.ctfix.toml`).
+    pub key: key_template::KeyOptions,
+    /// Files and directories left out (`exclude` in `.ctfix.toml`).
+    pub exclude: Option<config::Exclude>,
 }
 
 impl Default for Settings {
@@ -105,6 +120,8 @@ impl Default for Settings {
         Settings {
             paths: vec![PathBuf::from(".")],
             min_applicability: Applicability::Safe,
+            key: key_template::KeyOptions::default(),
+            exclude: None,
         }
     }
 }
@@ -125,7 +142,14 @@ const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 pub fn check(settings: &Settings) -> Report {
     let files_scanned = std::sync::atomic::AtomicUsize::new(0);
     let outcomes = std::sync::Mutex::new(Vec::new());
-    let errors = discover::visit_modules(&settings.paths, &|module: ModuleDir| {
+    let excluded = settings.exclude.as_ref().map(|exclude| exclude.matcher());
+    let errors = discover::visit_modules(&settings.paths, &|mut module: ModuleDir| {
+        if let Some(excluded) = &excluded {
+            module.targets.retain(|path| !excluded(path));
+            if module.targets.is_empty() {
+                return;
+            }
+        }
         let files = module.files.len() + module.json_files.len();
         files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
         if holds_a_trail(&module) {
@@ -235,7 +259,7 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             verdict.remedy = analyze::Remedy::None;
         }
     }
-    let mut planner = fix::FixPlanner::new(&module);
+    let mut planner = fix::FixPlanner::new(&module).with_key_options(&settings.key);
     let mut selected: Vec<&Fix> = Vec::new();
     let mut planned: Vec<Option<Fix>> = Vec::new();
     let mut fixed_addresses = BTreeSet::new();
@@ -325,7 +349,13 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             }
         }
     } else if !selected.is_empty() {
-        match build_changes(&module, &selected, &fixed_addresses) {
+        // A central key passed in as a variable is the caller's to give: the fixed trail is
+        // then undecided ("variable-no-default"), which is what the fix means.
+        let caller_key = matches!(
+            &settings.key.use_key,
+            Some(key_template::UseKey::Expression(e)) if e.starts_with("var.")
+        );
+        match build_changes(&module, &selected, &fixed_addresses, caller_key) {
             Ok(changes) => report.changes = changes,
             Err(error) => {
                 for finding in &mut report.findings {
@@ -370,6 +400,7 @@ fn build_changes(
     module: &Module,
     selected: &[&Fix],
     fixed_addresses: &BTreeSet<String>,
+    caller_key: bool,
 ) -> Result<Vec<FileChange>, FileError> {
     let mut by_file: BTreeMap<usize, Vec<&Edit>> = BTreeMap::new();
     for edit in selected.iter().flat_map(|fix| fix.edits.iter()) {
@@ -414,7 +445,13 @@ fn build_changes(
     let trails = analyze::find_trails(&fixed);
     let verdicts = analyze::judge_all(&fixed, &trails);
     for (trail, verdict) in trails.iter().zip(verdicts) {
-        if fixed_addresses.contains(&trail.address) && verdict.status != Status::Compliant {
+        let caller_decides = caller_key
+            && verdict.status == Status::Unknown
+            && verdict.reason == "variable-no-default";
+        if fixed_addresses.contains(&trail.address)
+            && verdict.status != Status::Compliant
+            && !caller_decides
+        {
             return Err(FileError::at(
                 &fixed.files[trail.at.file].source.path,
                 trail.line,
