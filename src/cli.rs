@@ -19,9 +19,15 @@ use crate::{ExitStatus, Settings};
 /// Without --apply, ctfix only reads: it reports every trail and shows the diff of each fix.
 /// Exit status: 0 nothing to fix, 1 trails to fix, 2 an error (other files still processed).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ctfix", version, about, long_about = None)]
+#[command(name = "ctfix", version, about, long_about = None, after_help = EXAMPLES)]
 #[command(group = clap::ArgGroup::new("committing").args(["branch", "commit"]))]
+// `ctfix completions bash` runs the subcommand; a directory named like one is `./completions`.
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Args {
+    /// A command other than checking and fixing.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Terraform files or directories to check (directories are walked; hidden ones skipped).
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
@@ -100,6 +106,47 @@ pub struct Args {
     /// When to colour the text output (NO_COLOR is respected under `auto`).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+/// Shown at the end of `--help` and in the man page.
+const EXAMPLES: &str = "\
+Examples:
+  ctfix                                 Check the current directory; show each fix's diff
+  ctfix --apply live/prod               Ask about each trail's fix; write the accepted ones
+  ctfix --apply --yes --unsafe-fixes .  Write every fix, unsafe ones too
+  ctfix --fail-on-unknown --format sarif . > ctfix.sarif
+                                        CI gate: undecided trails fail too
+  ctfix --apply --yes --branch ctfix/cloudtrail-kms --push --pr-body body.md
+                                        Fix, commit on a new branch, push, and write the PR body
+  ctfix --config org.ctfix.toml .       Settings from a file other than the nearest .ctfix.toml
+  ctfix completions bash > ~/.local/share/bash-completion/completions/ctfix
+  ctfix man > ~/.local/share/man/man1/ctfix.1";
+
+/// Commands other than checking and fixing; without one, ctfix checks (and fixes) `PATH`s.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Print a shell completion script for SHELL to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: `ctfix man | man -l -`.
+    Man,
+}
+
+/// Writes the completion script for `shell`, generated from the same definition as `--help`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    clap_complete::generate(shell, &mut command, "ctfix", out);
+    Ok(())
+}
+
+/// Writes the man page (roff), generated from the same definition as `--help`.
+pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Args::command()).render(out)
 }
 
 /// Output formats.
@@ -256,6 +303,17 @@ pub fn run(
     err: &mut dyn Write,
     prompter: &mut dyn Prompter,
 ) -> anyhow::Result<ExitStatus> {
+    match &args.command {
+        Some(Command::Completions { shell }) => {
+            write_completions(*shell, out)?;
+            return Ok(ExitStatus::Clean);
+        }
+        Some(Command::Man) => {
+            write_man_page(out)?;
+            return Ok(ExitStatus::Clean);
+        }
+        None => {}
+    }
     if args.explain {
         out.write_all(crate::explain::CONTROL.as_bytes())?;
         return Ok(ExitStatus::Clean);

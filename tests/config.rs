@@ -197,7 +197,10 @@ fn fail_on_unknown_makes_undecided_trails_exit_1() {
     let dir = tmp.path();
     assert_eq!(status(dir, &["m"]), 0);
     assert_eq!(status(dir, &["--fail-on-unknown", "m"]), 1);
-    assert_eq!(status(dir, &["--fail-on-unknown", "--format", "json", "m"]), 1);
+    assert_eq!(
+        status(dir, &["--fail-on-unknown", "--format", "json", "m"]),
+        1
+    );
     write(&dir.join(".ctfix.toml"), "fail-on-unknown = true\n");
     assert_eq!(status(dir, &["m"]), 1);
     // The flag overrides the file.
@@ -228,7 +231,9 @@ fn unsafe_fixes_from_the_file_and_the_flag_that_overrides_it() {
         .args(["--no-unsafe-fixes", "m"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("fix (unsafe, needs --unsafe-fixes)"));
+        .stdout(predicate::str::contains(
+            "fix (unsafe, needs --unsafe-fixes)",
+        ));
 }
 
 #[test]
@@ -236,7 +241,10 @@ fn exclude_globs_are_relative_to_the_config_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::create_dir(dir.join(".git")).unwrap();
-    write(&dir.join(".ctfix.toml"), "exclude = [\"live/legacy\", \"**/vendor/**\"]\n");
+    write(
+        &dir.join(".ctfix.toml"),
+        "exclude = [\"live/legacy\", \"**/vendor/**\"]\n",
+    );
     write_trail_module(&dir.join("live/legacy"), "old");
     write_trail_module(&dir.join("live/prod/vendor/x"), "vendored");
     write_trail_module(&dir.join("live/prod"), "prod");
