@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::{Applicability, FileChange, FileError};
+use crate::model::{Applicability, FileChange, FileError, Finding};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
-use crate::run::{module_of, AcceptAll, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions};
+use crate::run::{
+    module_of, AcceptAll, Accepted, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions,
+};
 use crate::{ExitStatus, Settings};
 
 /// Find AWS CloudTrail trails in Terraform that are not encrypted with a customer-managed KMS
@@ -32,7 +34,7 @@ pub struct Args {
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
 
-    /// Write the fixes (asks about each module's change on a terminal unless --yes).
+    /// Write the fixes (asks about each trail's fix on a terminal unless --yes).
     #[arg(long)]
     pub apply: bool,
 
@@ -205,7 +207,7 @@ pub trait Prompter {
     fn choose(&mut self, question: &str) -> io::Result<Choice>;
 }
 
-/// Prompts on the terminal: one key per decision, `[y]es [n]o [a]ll [q]uit`.
+/// Prompts on the terminal: one key per decision, `[y]es [n]o [a]ll [q]uit [?]help`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TerminalPrompter;
 
@@ -218,7 +220,8 @@ impl Prompter for TerminalPrompter {
     fn choose(&mut self, question: &str) -> io::Result<Choice> {
         use console::Key;
         let term = console::Term::stderr();
-        term.write_str(&format!("{question} [y]es [n]o [a]ll [q]uit "))?;
+        let prompt = format!("{question} [y]es [n]o [a]ll [q]uit [?]help ");
+        term.write_str(&prompt)?;
         let mut hinted = false;
         loop {
             let (choice, word) = match term.read_key()? {
@@ -226,9 +229,15 @@ impl Prompter for TerminalPrompter {
                 Key::Char('n' | 'N') => (Choice::No, "no"),
                 Key::Char('a' | 'A') => (Choice::All, "all"),
                 Key::Char('q' | 'Q') | Key::Escape | Key::CtrlC => (Choice::Quit, "quit"),
+                Key::Char('?' | 'h' | 'H') => {
+                    term.write_line("help")?;
+                    term.write_str(PROMPT_HELP)?;
+                    term.write_str(&prompt)?;
+                    continue;
+                }
                 _ => {
                     if !hinted {
-                        term.write_str("(one key: y, n, a, or q/Esc) ")?;
+                        term.write_str("(one key: y, n, a, q/Esc, or ? for help) ")?;
                         hinted = true;
                     }
                     continue;
@@ -239,6 +248,15 @@ impl Prompter for TerminalPrompter {
         }
     }
 }
+
+/// What each answer does, shown on `?`.
+const PROMPT_HELP: &str = "\
+  y  write this fix
+  n  leave this trail as it is (other fixes of its module are planned again without it)
+  a  write this fix and every later one without asking
+  q  write nothing more (the fixes accepted so far are written)
+  ?  this help
+";
 
 /// A writer that stops writing, without error, once its reader has gone (`ctfix | head`):
 /// the run still finishes and its exit status still tells whether trails need fixing, which
@@ -388,6 +406,7 @@ pub fn run(
             prompter,
             format: args.format,
             options: text_options,
+            settings: &options.settings,
             out: &mut *out,
             err: &mut *err,
             shown_errors: Vec::new(),
@@ -482,11 +501,13 @@ fn write_report(
 }
 
 /// The person at the terminal as the run's [`Reviewer`]: shows the findings, then each
-/// module's diff, and asks whether to write it.
+/// trail's fix and diff, and asks whether to write it.
 struct Interactive<'a> {
     prompter: &'a mut dyn Prompter,
     format: Format,
     options: TextOptions,
+    /// The run's settings, to plan a module again with some of its trails.
+    settings: &'a Settings,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     /// The errors shown with the findings (later ones are printed after the answers).
@@ -504,27 +525,31 @@ impl Reviewer for Interactive<'_> {
         }
     }
 
-    fn review(&mut self, report: &crate::Report) -> io::Result<Vec<bool>> {
+    fn review(&mut self, report: &crate::Report) -> io::Result<Accepted> {
         self.shown_errors = report.errors.clone();
-        let accepted = ask_each_module(report, self.options, self.prompter, self.out, self.err)?;
-        Ok(report
-            .changes
-            .iter()
-            .map(|change| accepted.contains(&module_of(change)))
-            .collect())
+        let accepted = ask_each_trail(
+            report,
+            self.settings,
+            self.options,
+            self.prompter,
+            self.out,
+            self.err,
+        )?;
+        Ok(Accepted::Trails(accepted))
     }
 }
 
-/// Shows the findings, then each module's change (its diff) and asks whether to write it.
-/// The unit is a module because its fixes are planned and verified together (they may share
-/// data sources). Returns the modules to write.
-fn ask_each_module(
+/// Shows the findings, then each trail's fix (where it is, why, how safe, its note and its
+/// diff) and asks whether to write it. Returns the accepted trails; a module some of whose
+/// trails are declined is planned again without them before anything is written.
+fn ask_each_trail(
     report: &crate::Report,
+    settings: &Settings,
     options: TextOptions,
     prompter: &mut dyn Prompter,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<BTreeSet<PathBuf>> {
+) -> io::Result<BTreeSet<(PathBuf, String)>> {
     write_text(
         report,
         TextOptions {
@@ -536,42 +561,94 @@ fn ask_each_module(
         out,
         err,
     )?;
-    let mut modules: Vec<(PathBuf, Vec<&FileChange>)> = Vec::new();
-    for change in &report.changes {
-        let module = module_of(change);
-        match modules.last_mut() {
-            Some((last, changes)) if *last == module => changes.push(change),
-            _ => modules.push((module, vec![change])),
-        }
-    }
+    let selected: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.fix.as_ref().is_some_and(|fix| fix.selected))
+        .collect();
     let mut accepted = BTreeSet::new();
-    let total = modules.len();
-    let mut modules = modules.into_iter().enumerate();
-    while let Some((i, (module, changes))) = modules.next() {
+    let total = selected.len();
+    let mut trails = selected.iter().enumerate();
+    while let Some((i, finding)) = trails.next() {
+        let Some(fix) = &finding.fix else { continue };
         writeln!(out)?;
-        let files: Vec<String> = changes.iter().map(|c| display_path(&c.path)).collect();
-        writeln!(out, "[{}/{total}] {}", i + 1, files.join(", "))?;
+        writeln!(
+            out,
+            "[{}/{total}] {} {} \u{2014} {} ({})",
+            i + 1,
+            display_path(&finding.path),
+            finding.resource,
+            finding.reason,
+            fix.applicability.as_str()
+        )?;
+        writeln!(out, "  fix: {}", fix.title)?;
+        if let Some(note) = &fix.note {
+            writeln!(out, "  note: {note}")?;
+        }
         // The question is about this diff: shown even with --no-diff.
-        for change in &changes {
+        for change in trail_changes(report, settings, finding).iter() {
             write_change_diff(change, out)?;
         }
         out.flush()?;
-        let question = format!(
-            "Write this change to {} file{}?",
-            changes.len(),
-            if changes.len() == 1 { "" } else { "s" }
-        );
-        match prompter.choose(&question)? {
+        let key = (finding.path.clone(), finding.resource.clone());
+        match prompter.choose("Write this fix?")? {
             Choice::Yes => {
-                accepted.insert(module);
+                accepted.insert(key);
             }
             Choice::No => {}
             Choice::All => {
-                accepted.insert(module);
-                accepted.extend(modules.by_ref().map(|(_, (module, _))| module));
+                accepted.insert(key);
+                accepted.extend(
+                    trails
+                        .by_ref()
+                        .map(|(_, f)| (f.path.clone(), f.resource.clone())),
+                );
             }
             Choice::Quit => break,
         }
     }
     Ok(accepted)
+}
+
+/// The changes one trail's fix makes on its own: its module's changes when it is the
+/// module's only selected fix, else the module planned again with this trail only.
+fn trail_changes(
+    report: &crate::Report,
+    settings: &Settings,
+    finding: &Finding,
+) -> Vec<FileChange> {
+    let module = finding
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let in_module =
+        |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default() == module;
+    let selected_here = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
+        .count();
+    if selected_here <= 1 {
+        return report
+            .changes
+            .iter()
+            .filter(|c| module_of(c) == module)
+            .cloned()
+            .collect();
+    }
+    let mut files: Vec<PathBuf> = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path))
+        .map(|f| f.path.clone())
+        .collect();
+    files.sort();
+    files.dedup();
+    crate::check_trails(
+        settings,
+        &files,
+        &BTreeSet::from([finding.resource.clone()]),
+    )
+    .changes
 }

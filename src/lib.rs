@@ -231,6 +231,37 @@ fn is_safe_remedy(remedy: &analyze::Remedy) -> bool {
 
 /// Analyzes and plans fixes for one module.
 pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
+    check_module_selecting(dir, settings, None)
+}
+
+/// Re-plans the module holding `files` with only the fixes of the trails named in `trails`
+/// (resource addresses) selected: what a reviewer accepted when declining other trails of
+/// the module. The accepted fixes are planned first, so the data sources they share are
+/// theirs, and the changes are verified as a whole again. `files` are the module's files
+/// that hold findings (they become its targets).
+pub fn check_trails(settings: &Settings, files: &[PathBuf], trails: &BTreeSet<String>) -> Report {
+    let discovery = discover::discover(files);
+    let mut report = Report {
+        errors: discovery.errors,
+        ..Report::default()
+    };
+    for module in &discovery.modules {
+        let outcome = check_module_selecting(module, settings, Some(trails));
+        report.findings.extend(outcome.findings);
+        report.changes.extend(outcome.changes);
+        report.errors.extend(outcome.errors);
+    }
+    report.sort();
+    report
+}
+
+/// [`check_module`], selecting only the fixes of the trails in `only` when given.
+fn check_module_selecting(
+    dir: &ModuleDir,
+    settings: &Settings,
+    only: Option<&BTreeSet<String>>,
+) -> Report {
+    let is_chosen = |address: &str| only.is_none_or(|only| only.contains(address));
     let module = Module::load(dir);
     let mut report = Report {
         errors: module.errors.clone(),
@@ -267,7 +298,12 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
     // fixes of at most the same safety, so a safe fix planned after an unsafe one would add
     // its own copies (`current_2`).
     let mut order: Vec<usize> = (0..trails.len()).collect();
-    order.sort_by_key(|&i| !is_safe_remedy(&verdicts[i].remedy));
+    order.sort_by_key(|&i| {
+        (
+            !is_chosen(&trails[i].address),
+            !is_safe_remedy(&verdicts[i].remedy),
+        )
+    });
     let mut plans: Vec<Option<Result<Fix, FileError>>> = (0..trails.len()).map(|_| None).collect();
     for i in order {
         plans[i] = planner.plan(&trails[i], &verdicts[i].remedy);
@@ -286,7 +322,8 @@ pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
             title: fix.title.clone(),
             applicability: fix.applicability,
             selected: fix.applicability >= settings.min_applicability
-                && fix.applicability > Applicability::DisplayOnly,
+                && fix.applicability > Applicability::DisplayOnly
+                && is_chosen(&trail.address),
             applied: false,
             note: fix.note.clone(),
             diff: None,

@@ -5,6 +5,7 @@
 //! the chosen changes are written; then commit, push and the pull-request body, as asked.
 //! Nothing here prints: the command line, a fleet run or a bot reads the outcome.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -49,14 +50,24 @@ pub struct CommitOptions {
     pub push: Option<String>,
 }
 
-/// Chooses which of a report's changes to write: every one (`--yes`), or a person's answers.
+/// Chooses which of a report's fixes to write: every one (`--yes`), or a person's answers.
 pub trait Reviewer {
     /// Why this reviewer cannot review now (no terminal, a machine output format), or `None`.
     /// Asked before anything is written; a reason refuses the whole run.
     fn refusal(&self) -> Option<String>;
-    /// Returns, for each of `report.changes`, whether to write it. Called only when there
-    /// are changes and nothing refused.
-    fn review(&mut self, report: &Report) -> io::Result<Vec<bool>>;
+    /// Returns the fixes to write. Called only when there are changes and nothing refused.
+    fn review(&mut self, report: &Report) -> io::Result<Accepted>;
+}
+
+/// What a [`Reviewer`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Every selected fix.
+    All,
+    /// The fixes of these trails, as `(finding's path, resource address)`. A module some of
+    /// whose trails were declined is planned again with the accepted ones only, so what is
+    /// written still verifies as a whole.
+    Trails(BTreeSet<(PathBuf, String)>),
 }
 
 /// Accepts every change (`--apply --yes`, bots, fleet runs).
@@ -68,8 +79,8 @@ impl Reviewer for AcceptAll {
         None
     }
 
-    fn review(&mut self, report: &Report) -> io::Result<Vec<bool>> {
-        Ok(vec![true; report.changes.len()])
+    fn review(&mut self, _report: &Report) -> io::Result<Accepted> {
+        Ok(Accepted::All)
     }
 }
 
@@ -174,9 +185,11 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
         return Ok(outcome(report));
     }
 
-    let accepted = reviewer.review(&report)?;
-    let mut choices = accepted.into_iter();
-    apply(&mut report, |_| choices.next().unwrap_or(false));
+    let to_write = match reviewer.review(&report)? {
+        Accepted::All => report.changes.iter().map(|c| c.path.clone()).collect(),
+        Accepted::Trails(trails) => select_trails(settings, &mut report, &trails),
+    };
+    apply(&mut report, |change| to_write.contains(&change.path));
     let pr_body = record(apply_options, &mut report, prepared, &anchor);
     Ok(RunOutcome {
         report,
@@ -190,6 +203,72 @@ fn outcome(report: Report) -> RunOutcome {
         report,
         ..RunOutcome::default()
     }
+}
+
+/// Keeps the accepted trails' fixes: a module whose selected trails were all accepted keeps
+/// its changes, one with none accepted is left out, and one with some accepted is planned
+/// again with those only (its findings, changes and new errors replace the old). Returns the
+/// paths of the changes to write.
+fn select_trails(
+    settings: &crate::Settings,
+    report: &mut Report,
+    accepted: &BTreeSet<(PathBuf, String)>,
+) -> BTreeSet<PathBuf> {
+    let modules: BTreeSet<PathBuf> = report.changes.iter().map(module_of).collect();
+    let mut to_write = BTreeSet::new();
+    for module in modules {
+        let in_module = |path: &Path| parent_of(path) == module;
+        let selected: Vec<(PathBuf, String)> = report
+            .findings
+            .iter()
+            .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
+            .map(|f| (f.path.clone(), f.resource.clone()))
+            .collect();
+        let keep: BTreeSet<String> = selected
+            .iter()
+            .filter(|trail| accepted.contains(*trail))
+            .map(|(_, address)| address.clone())
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        if keep.len() == selected.len() {
+            to_write.extend(
+                report
+                    .changes
+                    .iter()
+                    .filter(|c| module_of(c) == module)
+                    .map(|c| c.path.clone()),
+            );
+            continue;
+        }
+        let mut files: Vec<PathBuf> = report
+            .findings
+            .iter()
+            .filter(|f| in_module(&f.path))
+            .map(|f| f.path.clone())
+            .collect();
+        files.sort();
+        files.dedup();
+        let replanned = crate::check_trails(settings, &files, &keep);
+        report.findings.retain(|f| !in_module(&f.path));
+        report.findings.extend(replanned.findings);
+        report.changes.retain(|c| module_of(c) != module);
+        to_write.extend(replanned.changes.iter().map(|c| c.path.clone()));
+        report.changes.extend(replanned.changes);
+        for error in replanned.errors {
+            if !report.errors.contains(&error) {
+                report.errors.push(error);
+            }
+        }
+    }
+    report.sort();
+    to_write
+}
+
+/// The directory of a path (`.` for a bare file name).
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The directory of a change: its module (a module's files all live in one).
