@@ -443,36 +443,11 @@ pub fn run(
     Ok(exit_status(&outcome.report))
 }
 
-/// The run's configuration: `--config FILE`, or the nearest `.ctfix.toml` of the paths
-/// (which must agree: one run, one configuration). `Ok(None)` when there is none.
+/// The run's configuration: `--config FILE`, or the nearest `.ctfix.toml` of the paths.
 pub fn find_config(args: &Args) -> Result<Option<crate::config::Config>, FileError> {
-    if let Some(path) = &args.config {
-        return crate::config::load(path).map(Some);
-    }
-    let mut found: Option<(PathBuf, &Path)> = None;
-    for path in &args.paths {
-        let Some(config) = crate::config::find(path) else {
-            continue;
-        };
-        match &found {
-            Some((first, first_path)) if *first != config => {
-                return Err(FileError::new(
-                    path,
-                    format!(
-                        "uses the configuration {}, while {} uses {}: run ctfix once per repository, or pass --config FILE",
-                        display_path(&config),
-                        display_path(first_path),
-                        display_path(first)
-                    ),
-                ));
-            }
-            Some(_) => {}
-            None => found = Some((config, path)),
-        }
-    }
-    match found {
-        Some((config, _)) => crate::config::load(&config).map(Some),
-        None => Ok(None),
+    match &args.config {
+        Some(path) => crate::config::load(path).map(Some),
+        None => crate::config::find_for_paths(&args.paths),
     }
 }
 

@@ -121,6 +121,42 @@ pub fn find(path: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The configuration of a run over `paths`: the nearest `.ctfix.toml` of each, which must be
+/// the same file (one run, one configuration; a fleet run calls this per repository).
+/// `Ok(None)` when there is none.
+pub fn find_for_paths(paths: &[PathBuf]) -> Result<Option<Config>, FileError> {
+    let describe = |config: &Option<PathBuf>| match config {
+        Some(path) => format!("the configuration {}", path.display()),
+        None => "no configuration file".to_owned(),
+    };
+    let mut found: Option<(Option<PathBuf>, &Path)> = None;
+    for path in paths {
+        if std::fs::metadata(path).is_err() {
+            continue; // the walk reports it
+        }
+        let config = find(path);
+        match &found {
+            Some((first, first_path)) if *first != config => {
+                return Err(FileError::new(
+                    path,
+                    format!(
+                        "uses {}, while {} uses {}: run ctfix once per repository, or pass --config FILE",
+                        describe(&config),
+                        first_path.display(),
+                        describe(first)
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => found = Some((config, path)),
+        }
+    }
+    match found {
+        Some((Some(config), _)) => load(&config).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config, FileError> {
     let text = std::fs::read_to_string(path)

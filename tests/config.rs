@@ -88,6 +88,25 @@ fn paths_with_different_configs_are_refused() {
 }
 
 #[test]
+fn a_path_without_a_config_beside_one_with_is_refused() {
+    let tmp = nested_configs();
+    let repo = tmp.path().join("outer/repo");
+    ctfix()
+        .current_dir(&repo)
+        .args(["a/m", "b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("uses no configuration file"));
+    // A missing path is the walk's error, as without a configuration.
+    ctfix()
+        .current_dir(&repo)
+        .args(["a/m", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope: cannot read path"));
+}
+
+#[test]
 fn each_invalid_config_is_an_error_with_its_position_and_nothing_is_written() {
     let cases = [
         ("unsafe-fixes = true\ncolour = 1\n", "2:1", "unknown field `colour`"),
