@@ -4,7 +4,8 @@
 //! trail ctfix made compliant, and no check may fail after the fix that did not fail before
 //! (the generated key must pass Checkov's KMS checks: CKV_AWS_7, CKV_AWS_33, CKV_AWS_227,
 //! CKV2_AWS_64). Checkov comes from `CTFIX_CHECKOV` (a path) or `checkov` on PATH; without it
-//! the trial is ignored (a failure under `CTFIX_REQUIRE_TOOLS=1`).
+//! the trial is ignored (a failure under `CTFIX_REQUIRE_TOOLS=1`). A fixture holding a
+//! `checkov-skip` file (its reason) leaves trails unfixed on purpose and is left out.
 
 mod support;
 
@@ -97,6 +98,9 @@ fn check_all(checkov: &Path) -> Result<(), Failed> {
         };
         if !expected.exists() || dir.join("no-validate").exists() {
             continue; // unchanged by the fix, or deliberately invalid input
+        }
+        if dir.join("checkov-skip").exists() {
+            continue; // leaves trails unfixed by design (the file says why)
         }
         for (from, root) in [(&input, &before), (&expected, &after)] {
             let target = root.join(&name);
