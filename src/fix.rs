@@ -20,6 +20,9 @@ use crate::key_template::{
 use crate::model::{Applicability, Edit, FileError, Fix};
 use crate::module::{is_identifier, provider_of, BlockRef, Module};
 
+/// In the title of every fix that wires the configuration's central key (`use-key`).
+pub const CENTRAL_KEY_MARK: &str = "(the configured central key)";
+
 /// `kms_key_id`: the attribute every fix sets.
 const KMS_KEY_ID: &str = "kms_key_id";
 
@@ -528,7 +531,7 @@ impl FixPlanner<'_> {
         let file = &module.files[trail.at.file];
         let block = module.block(trail.at);
         let mut edits = Vec::new();
-        let mut title = format!("set {KMS_KEY_ID} = {value} (the configured central key)");
+        let mut title = format!("set {KMS_KEY_ID} = {value} {CENTRAL_KEY_MARK}");
         if let UseKey::Expression(expression) = use_key {
             match undeclared_root(module, expression) {
                 Undeclared::None => {}

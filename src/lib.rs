@@ -386,13 +386,19 @@ fn check_module_selecting(
             }
         }
     } else if !selected.is_empty() {
-        // A central key passed in as a variable is the caller's to give: the fixed trail is
-        // then undecided ("variable-no-default"), which is what the fix means.
-        let caller_key = matches!(
-            &settings.key.use_key,
-            Some(key_template::UseKey::Expression(e)) if e.starts_with("var.")
-        );
-        match build_changes(&module, &selected, &fixed_addresses, caller_key) {
+        // The trails wired to the configuration's central key.
+        let central: BTreeSet<String> = report
+            .findings
+            .iter()
+            .filter(|f| {
+                f.fix
+                    .as_ref()
+                    .is_some_and(|fix| fix.selected && fix.title.contains(fix::CENTRAL_KEY_MARK))
+            })
+            .map(|f| f.resource.clone())
+            .collect();
+        let central_key = settings.key.use_key.as_ref().map(|key| (key, &central));
+        match build_changes(&module, &selected, &fixed_addresses, central_key) {
             Ok(changes) => report.changes = changes,
             Err(error) => {
                 for finding in &mut report.findings {
@@ -437,7 +443,7 @@ fn build_changes(
     module: &Module,
     selected: &[&Fix],
     fixed_addresses: &BTreeSet<String>,
-    caller_key: bool,
+    central_key: Option<(&key_template::UseKey, &BTreeSet<String>)>,
 ) -> Result<Vec<FileChange>, FileError> {
     let mut by_file: BTreeMap<usize, Vec<&Edit>> = BTreeMap::new();
     for edit in selected.iter().flat_map(|fix| fix.edits.iter()) {
@@ -482,8 +488,12 @@ fn build_changes(
     let trails = analyze::find_trails(&fixed);
     let verdicts = analyze::judge_all(&fixed, &trails);
     for (trail, verdict) in trails.iter().zip(verdicts) {
-        let caller_decides = caller_key
-            && verdict.status == Status::Unknown
+        // The central key's fix, when that key is a variable's: the caller gives it, so the
+        // fixed trail is undecided ("variable-no-default"), which is what the fix means.
+        let wired = central_key.filter(|(_, trails)| trails.contains(&trail.address));
+        let caller_decides = wired.is_some_and(
+            |(key, _)| matches!(key, key_template::UseKey::Expression(e) if e.starts_with("var.")),
+        ) && verdict.status == Status::Unknown
             && verdict.reason == "variable-no-default";
         if fixed_addresses.contains(&trail.address)
             && verdict.status != Status::Compliant
@@ -493,10 +503,17 @@ fn build_changes(
                 &fixed.files[trail.at.file].source.path,
                 trail.line,
                 trail.column,
-                format!(
-                    "{}: the planned fix does not make the trail compliant ({}: {}), so ctfix left the module untouched (please report this)",
-                    trail.address, verdict.reason, verdict.message
-                ),
+                match wired {
+                    // The configuration's key, not the planner, is then what falls short.
+                    Some((key, _)) => format!(
+                        "{}: the key .ctfix.toml's use-key names ({}) does not make the trail compliant ({}: {}), so ctfix left the module untouched: fix that key or change use-key",
+                        trail.address, key.value(), verdict.reason, verdict.message
+                    ),
+                    None => format!(
+                        "{}: the planned fix does not make the trail compliant ({}: {}), so ctfix left the module untouched (please report this)",
+                        trail.address, verdict.reason, verdict.message
+                    ),
+                },
             ));
         }
     }

@@ -276,3 +276,31 @@ fn exclude_globs_are_relative_to_the_config_file() {
         .stdout(predicate::str::contains("aws_cloudtrail.old").not())
         .stdout(predicate::str::contains("aws_cloudtrail.vendored").not());
 }
+
+#[test]
+fn a_central_key_cloudtrail_cannot_use_is_an_error_naming_use_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join(".git")).unwrap();
+    // A key of the module whose policy lacks CloudTrail's grants.
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unusable-central-key.tf");
+    write(
+        &dir.join("m/main.tf"),
+        &std::fs::read_to_string(module).unwrap(),
+    );
+    write(
+        &dir.join(".ctfix.toml"),
+        "use-key = \"aws_kms_key.central.arn\"\n",
+    );
+    let before = snapshot_all(dir);
+    ctfix()
+        .current_dir(dir)
+        .args(["--apply", "--yes", "m"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the key .ctfix.toml's use-key names (aws_kms_key.central.arn) does not make the trail compliant (key-policy-missing-grant",
+        ))
+        .stderr(predicate::str::contains("fix that key or change use-key"));
+    assert_eq!(snapshot_all(dir), before);
+}
