@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::{Applicability, FileChange, FileError};
+use crate::model::{Applicability, FileChange, FileError, Finding};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
-use crate::run::{module_of, AcceptAll, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions};
+use crate::run::{
+    module_of, AcceptAll, Accepted, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions,
+};
 use crate::{ExitStatus, Settings};
 
 /// Find AWS CloudTrail trails in Terraform that are not encrypted with a customer-managed KMS
@@ -19,14 +21,20 @@ use crate::{ExitStatus, Settings};
 /// Without --apply, ctfix only reads: it reports every trail and shows the diff of each fix.
 /// Exit status: 0 nothing to fix, 1 trails to fix, 2 an error (other files still processed).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ctfix", version, about, long_about = None)]
+#[command(name = "ctfix", version, about, long_about = None, after_help = EXAMPLES)]
 #[command(group = clap::ArgGroup::new("committing").args(["branch", "commit"]))]
+// `ctfix completions bash` runs the subcommand; a directory named like one is `./completions`.
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Args {
+    /// A command other than checking and fixing.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Terraform files or directories to check (directories are walked; hidden ones skipped).
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
 
-    /// Write the fixes (asks about each module's change on a terminal unless --yes).
+    /// Write the fixes (asks about each trail's fix on a terminal unless --yes).
     #[arg(long)]
     pub apply: bool,
 
@@ -83,8 +91,26 @@ pub struct Args {
     pub pr_body: Option<PathBuf>,
 
     /// Also select unsafe fixes (they change a module's behaviour; review them).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_unsafe_fixes")]
     pub unsafe_fixes: bool,
+
+    /// Select only safe fixes, whatever the configuration file says.
+    #[arg(long, overrides_with = "unsafe_fixes")]
+    pub no_unsafe_fixes: bool,
+
+    /// Exit 1 when a trail's encryption cannot be decided (status unknown), not only when
+    /// one needs fixing.
+    #[arg(long, overrides_with = "no_fail_on_unknown")]
+    pub fail_on_unknown: bool,
+
+    /// Exit 0 on undecided trails, whatever the configuration file says.
+    #[arg(long, overrides_with = "fail_on_unknown")]
+    pub no_fail_on_unknown: bool,
+
+    /// Read settings from FILE instead of the nearest .ctfix.toml at or above the paths
+    /// (up to the repository's top).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -120,6 +146,47 @@ pub struct Args {
     /// When to colour the text output (NO_COLOR is respected under `auto`).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+/// Shown at the end of `--help` and in the man page.
+const EXAMPLES: &str = "\
+Examples:
+  ctfix                                 Check the current directory; show each fix's diff
+  ctfix --apply live/prod               Ask about each trail's fix; write the accepted ones
+  ctfix --apply --yes --unsafe-fixes .  Write every fix, unsafe ones too
+  ctfix --fail-on-unknown --format sarif . > ctfix.sarif
+                                        CI gate: undecided trails fail too
+  ctfix --apply --yes --branch ctfix/cloudtrail-kms --push --pr-body body.md
+                                        Fix, commit on a new branch, push, and write the PR body
+  ctfix --config org.ctfix.toml .       Settings from a file other than the nearest .ctfix.toml
+  ctfix completions bash > ~/.local/share/bash-completion/completions/ctfix
+  ctfix man > ~/.local/share/man/man1/ctfix.1";
+
+/// Commands other than checking and fixing; without one, ctfix checks (and fixes) `PATH`s.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Print a shell completion script for SHELL to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: `ctfix man | man -l -`.
+    Man,
+}
+
+/// Writes the completion script for `shell`, generated from the same definition as `--help`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    clap_complete::generate(shell, &mut command, "ctfix", out);
+    Ok(())
+}
+
+/// Writes the man page (roff), generated from the same definition as `--help`.
+pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Args::command()).render(out)
 }
 
 /// Output formats.
@@ -178,7 +245,7 @@ pub trait Prompter {
     fn choose(&mut self, question: &str) -> io::Result<Choice>;
 }
 
-/// Prompts on the terminal: one key per decision, `[y]es [n]o [a]ll [q]uit`.
+/// Prompts on the terminal: one key per decision, `[y]es [n]o [a]ll [q]uit [?]help`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TerminalPrompter;
 
@@ -191,7 +258,8 @@ impl Prompter for TerminalPrompter {
     fn choose(&mut self, question: &str) -> io::Result<Choice> {
         use console::Key;
         let term = console::Term::stderr();
-        term.write_str(&format!("{question} [y]es [n]o [a]ll [q]uit "))?;
+        let prompt = format!("{question} [y]es [n]o [a]ll [q]uit [?]help ");
+        term.write_str(&prompt)?;
         let mut hinted = false;
         loop {
             // console reports Ctrl-C in raw mode as an `Interrupted` error.
@@ -214,9 +282,15 @@ impl Prompter for TerminalPrompter {
                         "interrupted at the prompt; nothing was written",
                     ));
                 }
+                Key::Char('?' | 'h' | 'H') => {
+                    term.write_line("help")?;
+                    term.write_str(PROMPT_HELP)?;
+                    term.write_str(&prompt)?;
+                    continue;
+                }
                 _ => {
                     if !hinted {
-                        term.write_str("(one key: y, n, a, or q/Esc) ")?;
+                        term.write_str("(one key: y, n, a, q/Esc, or ? for help) ")?;
                         hinted = true;
                     }
                     continue;
@@ -227,6 +301,15 @@ impl Prompter for TerminalPrompter {
         }
     }
 }
+
+/// What each answer does, shown on `?`.
+const PROMPT_HELP: &str = "\
+  y  write this fix
+  n  leave this trail as it is (other fixes of its module are planned again without it)
+  a  write this fix and every later one without asking
+  q  write nothing more (the fixes accepted so far are written)
+  ?  this help
+";
 
 /// A writer that stops writing, without error, once its reader has gone (`ctfix | head`):
 /// the run still finishes and its exit status still tells whether trails need fixing, which
@@ -291,18 +374,69 @@ pub fn run(
     err: &mut dyn Write,
     prompter: &mut dyn Prompter,
 ) -> anyhow::Result<ExitStatus> {
+    match &args.command {
+        Some(Command::Completions { shell }) => {
+            write_completions(*shell, out)?;
+            return Ok(ExitStatus::Clean);
+        }
+        Some(Command::Man) => {
+            write_man_page(out)?;
+            return Ok(ExitStatus::Clean);
+        }
+        None => {}
+    }
     if args.explain {
         out.write_all(crate::explain::CONTROL.as_bytes())?;
         return Ok(ExitStatus::Clean);
     }
+    let fleet = fleet_sources(args)?;
+    // A fleet run reads each repository's own `.ctfix.toml` (unless --config names one file
+    // for all of them); a single run reads the nearest one of its paths.
+    let found = match (&fleet, &args.config) {
+        (Some(_), None) => Ok(None),
+        _ => find_config(args),
+    };
+    let config = match found {
+        Ok(config) => config.unwrap_or_default(),
+        Err(error) => {
+            // Before anything is read or written.
+            let report = crate::Report {
+                errors: vec![error],
+                ..crate::Report::default()
+            };
+            let options = TextOptions {
+                diff: false,
+                findings: false,
+                quiet: args.quiet,
+                applied: false,
+                summary: false,
+            };
+            write_report(args, &report, options, out, err)?;
+            return Ok(ExitStatus::Error);
+        }
+    };
+    // Flags override the file.
+    let unsafe_fixes =
+        args.unsafe_fixes || (!args.no_unsafe_fixes && config.unsafe_fixes == Some(true));
+    let fail_on_unknown =
+        args.fail_on_unknown || (!args.no_fail_on_unknown && config.fail_on_unknown == Some(true));
+    let exit_status = |report: &crate::Report| {
+        if fail_on_unknown {
+            ExitStatus::of_strict(report)
+        } else {
+            ExitStatus::of(report)
+        }
+    };
     let options = RunOptions {
         settings: Settings {
             paths: args.paths.clone(),
-            min_applicability: if args.unsafe_fixes {
+            min_applicability: if unsafe_fixes {
                 Applicability::Unsafe
             } else {
                 Applicability::Safe
             },
+            key: config.key.clone(),
+            exclude: config.exclusions(),
         },
         mode: match args.apply {
             false => Mode::Check,
@@ -334,7 +468,7 @@ pub fn run(
         applied: args.apply,
         summary: true,
     };
-    if let Some(sources) = fleet_sources(args)? {
+    if let Some(sources) = fleet {
         return run_fleet(args, sources, options, text_options, out, err);
     }
     let outcome = if args.yes || !args.apply {
@@ -344,6 +478,7 @@ pub fn run(
             prompter,
             format: args.format,
             options: text_options,
+            settings: &options.settings,
             out: &mut *out,
             err: &mut *err,
             shown_errors: Vec::new(),
@@ -371,13 +506,21 @@ pub fn run(
             };
             write_text(report, after, out, &mut io::sink())?;
             say_body_written(args, outcome.pr_body.as_deref(), out)?;
-            return Ok(ExitStatus::of(report));
+            return Ok(exit_status(report));
         }
         outcome
     };
     write_report(args, &outcome.report, text_options, out, err)?;
     say_body_written(args, outcome.pr_body.as_deref(), out)?;
-    Ok(ExitStatus::of(&outcome.report))
+    Ok(exit_status(&outcome.report))
+}
+
+/// The run's configuration: `--config FILE`, or the nearest `.ctfix.toml` of the paths.
+pub fn find_config(args: &Args) -> Result<Option<crate::config::Config>, FileError> {
+    match &args.config {
+        Some(path) => crate::config::load(path).map(Some),
+        None => crate::config::find_for_paths(&args.paths),
+    }
 }
 
 /// The repositories of a fleet run: those of `--repos`, or the paths' repositories when a
@@ -429,6 +572,13 @@ fn run_fleet(
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         format,
+        repository_config: args.config.is_none().then_some(crate::fleet::RepositoryConfig {
+            unsafe_fixes: match (args.unsafe_fixes, args.no_unsafe_fixes) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+        }),
     };
     crate::fleet::validate(&options)?;
     let outcome = if args.format == Format::Text && !args.quiet && io::stderr().is_terminal() {
@@ -529,11 +679,13 @@ fn write_report(
 }
 
 /// The person at the terminal as the run's [`Reviewer`]: shows the findings, then each
-/// module's diff, and asks whether to write it.
+/// trail's fix and diff, and asks whether to write it.
 struct Interactive<'a> {
     prompter: &'a mut dyn Prompter,
     format: Format,
     options: TextOptions,
+    /// The run's settings, to plan a module again with some of its trails.
+    settings: &'a Settings,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     /// The errors shown with the findings (later ones are printed after the answers).
@@ -551,27 +703,31 @@ impl Reviewer for Interactive<'_> {
         }
     }
 
-    fn review(&mut self, report: &crate::Report) -> io::Result<Vec<bool>> {
+    fn review(&mut self, report: &crate::Report) -> io::Result<Accepted> {
         self.shown_errors = report.errors.clone();
-        let accepted = ask_each_module(report, self.options, self.prompter, self.out, self.err)?;
-        Ok(report
-            .changes
-            .iter()
-            .map(|change| accepted.contains(&module_of(change)))
-            .collect())
+        let accepted = ask_each_trail(
+            report,
+            self.settings,
+            self.options,
+            self.prompter,
+            self.out,
+            self.err,
+        )?;
+        Ok(Accepted::Trails(accepted))
     }
 }
 
-/// Shows the findings, then each module's change (its diff) and asks whether to write it.
-/// The unit is a module because its fixes are planned and verified together (they may share
-/// data sources). Returns the modules to write.
-fn ask_each_module(
+/// Shows the findings, then each trail's fix (where it is, why, how safe, its note and its
+/// diff) and asks whether to write it. Returns the accepted trails; a module some of whose
+/// trails are declined is planned again without them before anything is written.
+fn ask_each_trail(
     report: &crate::Report,
+    settings: &Settings,
     options: TextOptions,
     prompter: &mut dyn Prompter,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<BTreeSet<PathBuf>> {
+) -> io::Result<BTreeSet<(PathBuf, String)>> {
     write_text(
         report,
         TextOptions {
@@ -583,42 +739,94 @@ fn ask_each_module(
         out,
         err,
     )?;
-    let mut modules: Vec<(PathBuf, Vec<&FileChange>)> = Vec::new();
-    for change in &report.changes {
-        let module = module_of(change);
-        match modules.last_mut() {
-            Some((last, changes)) if *last == module => changes.push(change),
-            _ => modules.push((module, vec![change])),
-        }
-    }
+    let selected: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.fix.as_ref().is_some_and(|fix| fix.selected))
+        .collect();
     let mut accepted = BTreeSet::new();
-    let total = modules.len();
-    let mut modules = modules.into_iter().enumerate();
-    while let Some((i, (module, changes))) = modules.next() {
+    let total = selected.len();
+    let mut trails = selected.iter().enumerate();
+    while let Some((i, finding)) = trails.next() {
+        let Some(fix) = &finding.fix else { continue };
         writeln!(out)?;
-        let files: Vec<String> = changes.iter().map(|c| display_path(&c.path)).collect();
-        writeln!(out, "[{}/{total}] {}", i + 1, files.join(", "))?;
+        writeln!(
+            out,
+            "[{}/{total}] {} {} \u{2014} {} ({})",
+            i + 1,
+            display_path(&finding.path),
+            finding.resource,
+            finding.reason,
+            fix.applicability.as_str()
+        )?;
+        writeln!(out, "  fix: {}", fix.title)?;
+        if let Some(note) = &fix.note {
+            writeln!(out, "  note: {note}")?;
+        }
         // The question is about this diff: shown even with --no-diff.
-        for change in &changes {
+        for change in trail_changes(report, settings, finding).iter() {
             write_change_diff(change, out)?;
         }
         out.flush()?;
-        let question = format!(
-            "Write this change to {} file{}?",
-            changes.len(),
-            if changes.len() == 1 { "" } else { "s" }
-        );
-        match prompter.choose(&question)? {
+        let key = (finding.path.clone(), finding.resource.clone());
+        match prompter.choose("Write this fix?")? {
             Choice::Yes => {
-                accepted.insert(module);
+                accepted.insert(key);
             }
             Choice::No => {}
             Choice::All => {
-                accepted.insert(module);
-                accepted.extend(modules.by_ref().map(|(_, (module, _))| module));
+                accepted.insert(key);
+                accepted.extend(
+                    trails
+                        .by_ref()
+                        .map(|(_, f)| (f.path.clone(), f.resource.clone())),
+                );
             }
             Choice::Quit => break,
         }
     }
     Ok(accepted)
+}
+
+/// The changes one trail's fix makes on its own: its module's changes when it is the
+/// module's only selected fix, else the module planned again with this trail only.
+fn trail_changes(
+    report: &crate::Report,
+    settings: &Settings,
+    finding: &Finding,
+) -> Vec<FileChange> {
+    let module = finding
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let in_module =
+        |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default() == module;
+    let selected_here = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
+        .count();
+    if selected_here <= 1 {
+        return report
+            .changes
+            .iter()
+            .filter(|c| module_of(c) == module)
+            .cloned()
+            .collect();
+    }
+    let mut files: Vec<PathBuf> = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path))
+        .map(|f| f.path.clone())
+        .collect();
+    files.sort();
+    files.dedup();
+    crate::check_trails(
+        settings,
+        &files,
+        &BTreeSet::from([finding.resource.clone()]),
+    )
+    .changes
 }

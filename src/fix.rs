@@ -14,11 +14,15 @@ use crate::analyze::{ExtendPolicy, Remedy, Trail};
 use crate::key_check::PolicySource;
 use crate::key_choice::{KeyChoice, PartialKey};
 use crate::key_template::{
-    cloudtrail_sids_for, document_statements, jsonencode_statements, render_data_source,
-    render_key, KeyParams, TrailName, ADMIN_SID, CLOUDTRAIL_SIDS,
+    apply_key_options, cloudtrail_sids_for, document_statements, jsonencode_statements,
+    render_alias, render_data_source, render_key, AliasParams, KeyOptions, KeyParams, TrailName,
+    UseKey, ADMIN_SID, CLOUDTRAIL_SIDS,
 };
 use crate::model::{Applicability, Edit, FileError, Fix};
 use crate::module::{is_identifier, provider_of, BlockRef, Module};
+
+/// In the title of every fix that wires the configuration's central key (`use-key`).
+pub const CENTRAL_KEY_MARK: &str = "(the configured central key)";
 
 /// `kms_key_id`: the attribute every fix sets.
 const KMS_KEY_ID: &str = "kms_key_id";
@@ -36,6 +40,8 @@ pub struct FixPlanner<'m> {
     planned_data: BTreeMap<DataSourceKey, Vec<(String, Applicability)>>,
     /// Keys whose policy an earlier fix already extends, with that fix's trail.
     extended: BTreeMap<BlockRef, String>,
+    /// The generated key's extras, or a central key to wire instead (`.ctfix.toml`).
+    key: KeyOptions,
 }
 
 /// A data source type and the provider it reads through.
@@ -64,11 +70,23 @@ impl<'m> FixPlanner<'m> {
             used: module.declared.clone(),
             planned_data: BTreeMap::new(),
             extended: BTreeMap::new(),
+            key: KeyOptions::default(),
         }
+    }
+
+    /// The same planner, generating keys (or wiring a central key) as `options` say.
+    pub fn with_key_options(mut self, options: &KeyOptions) -> Self {
+        self.key = options.clone();
+        self
     }
 
     /// The fix for a trail, `None` when its remedy is `None`.
     pub fn plan(&mut self, trail: &Trail, remedy: &Remedy) -> Option<Result<Fix, FileError>> {
+        if let Some(use_key) = self.key.use_key.clone() {
+            if let Some(fix) = self.wire_central_key(trail, remedy, &use_key) {
+                return Some(fix);
+            }
+        }
         let fix = match remedy {
             Remedy::None => return None,
             Remedy::GenerateKey => self.generate_key(trail, KeyMode::Dedicated),
@@ -173,6 +191,7 @@ impl<'m> FixPlanner<'m> {
                 )
             }
         };
+        let mut title = format!("generate aws_kms_key.{key_label}");
         let trail_name = trail_name(text, block);
         let key = render_key(&KeyParams {
             key_label: &key_label,
@@ -181,6 +200,19 @@ impl<'m> FixPlanner<'m> {
             meta_arguments: &meta_arguments,
             partition_label: &partition,
             identity_label: &identity,
+        });
+        let key = apply_key_options(&key, &self.key);
+        let alias = self.key.alias.clone().map(|pattern| {
+            let label = self.claim_label("resource", "aws_kms_alias", &key_label);
+            let text = render_alias(&AliasParams {
+                label: &label,
+                pattern: &pattern,
+                trail_name: &trail_name,
+                trail_label: &trail.label,
+                key_label: &key_label,
+                meta_arguments: &meta_arguments,
+            });
+            (format!("aws_kms_alias.{label}"), text)
         });
 
         let wire =
@@ -194,10 +226,13 @@ impl<'m> FixPlanner<'m> {
                 )
             })?;
         let mut blocks = vec![key];
+        if let Some((address, text)) = &alias {
+            title.push_str(&format!(" and {address}"));
+            blocks.push(text.clone());
+        }
         blocks.extend(new_blocks.iter().map(|(_, text)| text.clone()));
         let append = append_after_block(text, block, &blocks, newline);
 
-        let mut title = format!("generate aws_kms_key.{key_label}");
         let mut note = None;
         if let KeyMode::Fallback(expression) = mode {
             title.push_str(&format!(
@@ -657,6 +692,157 @@ pub fn module_block_provider(source: &str, block: &Block) -> Option<String> {
                 .collect(),
         )
     })
+}
+
+/// Wiring an organisation's central key (`use-key`) instead of generating one.
+impl FixPlanner<'_> {
+    /// The fix that points the trail at the central key, for the remedies that would
+    /// generate a key; `None` for the others (they fix a key the module already has).
+    fn wire_central_key(
+        &mut self,
+        trail: &Trail,
+        remedy: &Remedy,
+        use_key: &UseKey,
+    ) -> Option<Result<Fix, FileError>> {
+        let central = use_key.value();
+        let (value, mut applicability, mut note) = match remedy {
+            Remedy::GenerateKey => (central.clone(), Applicability::Safe, None),
+            Remedy::GenerateKeyUnsafe => (central.clone(), Applicability::Unsafe, None),
+            Remedy::ReplaceAlias { alias } => (
+                central.clone(),
+                Applicability::Unsafe,
+                Some(alias_note(alias)),
+            ),
+            // Keep the caller's choice; the central key when there is none.
+            Remedy::VariableFallback { expression } => (
+                format!("coalesce({expression}, {central})"),
+                Applicability::Unsafe,
+                None,
+            ),
+            _ => return None,
+        };
+        let module = self.module;
+        let file = &module.files[trail.at.file];
+        let block = module.block(trail.at);
+        let mut edits = Vec::new();
+        let mut title = format!("set {KMS_KEY_ID} = {value} {CENTRAL_KEY_MARK}");
+        if let UseKey::Expression(expression) = use_key {
+            match undeclared_root(module, expression) {
+                Undeclared::None => {}
+                Undeclared::Variable(name) => {
+                    if self
+                        .used
+                        .insert(("variable".to_owned(), name.clone(), String::new()))
+                    {
+                        let variable = format!(
+                            "variable \"{name}\" {{\n  description = \"ARN of the KMS key that encrypts CloudTrail logs (the organisation's central key)\"\n  type        = string\n}}"
+                        );
+                        let append = append_after_block(
+                            &file.source.text,
+                            block,
+                            &[variable],
+                            file.source.newline(),
+                        );
+                        edits.push(with_path(&file.source.path, append));
+                        title.push_str(&format!(" and declare variable {name}"));
+                    }
+                    applicability = applicability.min(Applicability::Unsafe);
+                    note = Some(format!("declares variable {name} without a default: every caller of this module must now pass the key's ARN"));
+                }
+                Undeclared::Other(what) => {
+                    applicability = Applicability::DisplayOnly;
+                    note = Some(format!("the configured use-key names {what}, which this module does not declare: declare it (or change use-key in .ctfix.toml), then run ctfix again"));
+                }
+            }
+        }
+        let wire = set_attribute(
+            &file.source.text,
+            block,
+            KMS_KEY_ID,
+            &value,
+            file.source.newline(),
+        );
+        let Some(wire) = wire else {
+            return Some(Err(self.trail_error(
+                trail,
+                format!(
+                    "{}: cannot locate the block's braces to set kms_key_id",
+                    trail.address
+                ),
+            )));
+        };
+        edits.insert(0, with_path(&file.source.path, wire));
+        Some(Ok(Fix {
+            title,
+            applicability,
+            edits,
+            note,
+        }))
+    }
+}
+
+/// What a `use-key` expression refers to that the module does not declare.
+enum Undeclared {
+    /// Everything it names is declared (or needs no declaration).
+    None,
+    /// `var.<name>` names no variable of the module.
+    Variable(String),
+    /// A data source, resource, local or module call the module lacks.
+    Other(String),
+}
+
+/// Checks the first reference of a `use-key` expression against the module's declarations.
+fn undeclared_root(module: &Module, expression: &str) -> Undeclared {
+    let parts: Vec<&str> = expression.split(['.', '[']).map(|p| p.trim()).collect();
+    match parts.as_slice() {
+        ["var", name, ..] => {
+            if module
+                .find_blocks("variable", Some(name), None)
+                .next()
+                .is_some()
+            {
+                Undeclared::None
+            } else {
+                Undeclared::Variable((*name).to_owned())
+            }
+        }
+        ["local", name, ..] => {
+            let declared = module
+                .find_blocks("locals", None, None)
+                .any(|at| module.block(at).body.get_attribute(name).is_some());
+            if declared {
+                Undeclared::None
+            } else {
+                Undeclared::Other(format!("local.{name}"))
+            }
+        }
+        ["module", name, ..] => {
+            if module
+                .find_blocks("module", Some(name), None)
+                .next()
+                .is_some()
+            {
+                Undeclared::None
+            } else {
+                Undeclared::Other(format!("module.{name}"))
+            }
+        }
+        ["data", kind, name, ..] => {
+            if module.is_declared("data", kind, name) {
+                Undeclared::None
+            } else {
+                Undeclared::Other(format!("data.{kind}.{name}"))
+            }
+        }
+        [kind, name, ..] => {
+            if module.is_declared("resource", kind, name) {
+                Undeclared::None
+            } else {
+                Undeclared::Other(format!("{kind}.{name}"))
+            }
+        }
+        _ => Undeclared::Other(expression.to_owned()),
+    }
 }
 
 /// Whether an expression can stand before `==` without parentheses.

@@ -30,7 +30,7 @@ use crate::model::{FileError, Report, Status};
 use crate::render::display_path;
 use crate::report::{write_text, TextOptions};
 use crate::run::{AcceptAll, Mode, RunOptions};
-use crate::{ExitStatus, Settings};
+use crate::ExitStatus;
 
 /// Set while a fleet run is going: Ctrl-C then stops starting repositories instead of ending
 /// the process.
@@ -264,6 +264,40 @@ pub struct FleetOptions {
     pub jobs: usize,
     /// The output format of each repository's report.
     pub format: Output,
+    /// Read each repository's own `.ctfix.toml` (`None`: `--config` gave one for all).
+    pub repository_config: Option<RepositoryConfig>,
+}
+
+/// How a repository's own `.ctfix.toml` combines with the command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryConfig {
+    /// `--unsafe-fixes` (`Some(true)`) or `--no-unsafe-fixes` (`Some(false)`): flags override
+    /// the file.
+    pub unsafe_fixes: Option<bool>,
+}
+
+/// The settings of one repository's run: the fleet's, with the repository's own
+/// `.ctfix.toml` applied when asked (its generated-key options, exclusions and unsafe-fixes).
+fn repository_settings(
+    options: &FleetOptions,
+    paths: &[PathBuf],
+) -> Result<crate::Settings, String> {
+    let mut settings = crate::Settings {
+        paths: paths.to_vec(),
+        ..options.run.settings.clone()
+    };
+    let Some(repository) = options.repository_config else {
+        return Ok(settings);
+    };
+    let Some(config) = crate::config::find_for_paths(paths).map_err(|e| e.to_string())? else {
+        return Ok(settings);
+    };
+    settings.key = config.key.clone();
+    settings.exclude = config.exclusions();
+    if repository.unsafe_fixes.unwrap_or(config.unsafe_fixes == Some(true)) {
+        settings.min_applicability = crate::Applicability::Unsafe;
+    }
+    Ok(settings)
 }
 
 /// How each repository's report is printed (the table comes after, in text).
@@ -641,11 +675,18 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
             (Vec::new(), report, None)
         }
         Ok(paths) => {
+            let settings = match repository_settings(options, &paths) {
+                Ok(settings) => settings,
+                Err(message) => {
+                    let report = Report {
+                        errors: vec![FileError::new(&display, message)],
+                        ..Report::default()
+                    };
+                    return keep_row(options, display, applied, &paths, &report, None, spool);
+                }
+            };
             let mut run_options = RunOptions {
-                settings: Settings {
-                    paths: paths.clone(),
-                    ..options.run.settings.clone()
-                },
+                settings,
                 mode: options.run.mode.clone(),
             };
             if let Mode::Apply(apply) = &mut run_options.mode {
@@ -673,8 +714,21 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
             }
         }
     };
-    let row = Row::of(display, &report, applied, pr_body.as_deref());
-    if let Err(error) = spool_report(options.format, &row, &paths, &report, spool) {
+    keep_row(options, display, applied, &paths, &report, pr_body.as_deref(), spool)
+}
+
+/// The repository's summary row, its report spooled to disk until the end.
+fn keep_row(
+    options: &FleetOptions,
+    display: String,
+    applied: bool,
+    paths: &[PathBuf],
+    report: &Report,
+    pr_body: Option<&Path>,
+    spool: &Path,
+) -> Row {
+    let row = Row::of(display, report, applied, pr_body);
+    if let Err(error) = spool_report(options.format, &row, paths, report, spool) {
         let mut row = row;
         row.errors
             .push(format!("cannot keep the report until the end: {error}"));

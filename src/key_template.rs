@@ -65,6 +65,161 @@ pub struct KeyParams<'a> {
     pub identity_label: &'a str,
 }
 
+/// How an organisation wants its keys: the generated key's extras (`[generated-key]` of
+/// `.ctfix.toml`), or an existing key to wire instead (`use-key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    /// Tags on every generated key, in key order.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// An alias name for every generated key, `{trail}` standing for the trail's name
+    /// (adds an `aws_kms_alias`).
+    pub alias: Option<String>,
+    /// `deletion_window_in_days` (7–30); the template's 30 when `None`.
+    pub deletion_window_days: Option<u8>,
+    /// Whether generated keys are multi-Region keys.
+    pub multi_region: bool,
+    /// An existing key to wire instead of generating one.
+    pub use_key: Option<UseKey>,
+}
+
+/// An existing key to point trails at (an organisation's central CloudTrail key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseKey {
+    /// A key ARN, written as a quoted string.
+    Arn(String),
+    /// A reference such as `var.cloudtrail_key_arn` or `data.aws_kms_key.central.arn`.
+    Expression(String),
+}
+
+impl UseKey {
+    /// The value `kms_key_id` gets.
+    pub fn value(&self) -> String {
+        match self {
+            UseKey::Arn(arn) => format!("\"{arn}\""),
+            UseKey::Expression(text) => text.clone(),
+        }
+    }
+}
+
+/// The key block with the configured extras: deletion window, multi-Region, tags. The
+/// inserted lines follow `terraform fmt`'s alignment of the template's attribute group.
+pub fn apply_key_options(key: &str, options: &KeyOptions) -> String {
+    let mut out = String::with_capacity(key.len() + 128);
+    for line in key.split('\n') {
+        if let (Some(days), true) = (
+            options.deletion_window_days,
+            line.starts_with("  deletion_window_in_days = "),
+        ) {
+            out.push_str(&format!("  deletion_window_in_days = {days}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if options.multi_region && line.starts_with("  enable_key_rotation     = ") {
+            out.push_str("  multi_region            = true\n");
+        }
+        if line == "  })" && !options.tags.is_empty() {
+            out.push_str(&render_tags(&options.tags));
+        }
+    }
+    out.truncate(out.trim_end_matches('\n').len());
+    out
+}
+
+/// `  tags = { … }` with one line per tag, `=` aligned as `terraform fmt` aligns them.
+fn render_tags(tags: &std::collections::BTreeMap<String, String>) -> String {
+    let keys: Vec<String> = tags
+        .keys()
+        .map(|key| {
+            if crate::module::is_identifier(key) {
+                key.clone()
+            } else {
+                format!("\"{}\"", escape_string(key))
+            }
+        })
+        .collect();
+    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut out = String::from("  tags = {\n");
+    for (key, value) in keys.iter().zip(tags.values()) {
+        let pad = " ".repeat(width - key.chars().count());
+        out.push_str(&format!("    {key}{pad} = \"{}\"\n", escape_string(value)));
+    }
+    out.push_str("  }\n");
+    out
+}
+
+/// What an alias needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasParams<'a> {
+    /// The alias resource's label.
+    pub label: &'a str,
+    /// The configured name, `{trail}` standing for the trail's name.
+    pub pattern: &'a str,
+    /// The trail's name.
+    pub trail_name: &'a TrailName,
+    /// The trail's label, for a name that cannot be written.
+    pub trail_label: &'a str,
+    /// The key's label.
+    pub key_label: &'a str,
+    /// The key's meta-arguments, copied so there is one alias per key instance.
+    pub meta_arguments: &'a [(&'static str, String)],
+}
+
+/// `resource "aws_kms_alias" …` naming the generated key.
+pub fn render_alias(params: &AliasParams<'_>) -> String {
+    let name = match params.trail_name {
+        // Alias names allow letters, digits, `/`, `_` and `-`; trail names also allow `.`.
+        TrailName::Quoted(inner) => sanitize_alias_part(inner),
+        TrailName::Expression(text) => format!("${{{text}}}"),
+        TrailName::Unknown => sanitize_alias_part(params.trail_label),
+    };
+    let index = if params.meta_arguments.iter().any(|(n, _)| *n == "count") {
+        "[count.index]"
+    } else if params.meta_arguments.iter().any(|(n, _)| *n == "for_each") {
+        "[each.key]"
+    } else {
+        ""
+    };
+    format!(
+        "resource \"aws_kms_alias\" \"{}\" {{\n{}  name          = \"{}\"\n  target_key_id = aws_kms_key.{}{index}.key_id\n}}",
+        params.label,
+        render_meta_arguments(params.meta_arguments),
+        params.pattern.replace("{trail}", &name),
+        params.key_label,
+    )
+}
+
+/// Replaces the characters an alias name does not allow with `-`, leaving `${…}`
+/// interpolations (and `%{…}` directives) of a quoted name as they are.
+fn sanitize_alias_part(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if matches!(c, '$' | '%') && chars.peek() == Some(&'{') {
+            out.push(c);
+            let mut depth = 0;
+            for inner in chars.by_ref() {
+                out.push(inner);
+                match inner {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else if c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-') {
+            out.push(c);
+        } else {
+            out.push('-');
+        }
+    }
+    out
+}
+
 /// The template's block, without the explanatory header.
 pub fn template_block() -> &'static str {
     after_marker(KEY_TEMPLATE)
@@ -309,6 +464,37 @@ mod tests {
             blocks[0].starts_with("statement {\n  sid       = \"AllowCloudTrailToEncryptLogs\"")
         );
         assert!(blocks[1].ends_with("\n}"));
+    }
+
+    #[test]
+    fn alias_names_keep_interpolations() {
+        assert_eq!(
+            sanitize_alias_part("org.trail-${count.index} x"),
+            "org-trail-${count.index}-x"
+        );
+        assert_eq!(sanitize_alias_part("${var.a[\"k\"]}"), "${var.a[\"k\"]}");
+    }
+
+    #[test]
+    fn key_options_follow_fmt() {
+        let key = render_key(&params(&TrailName::Quoted("org".into()), &[]));
+        let options = KeyOptions {
+            tags: [
+                ("Owner".to_owned(), "sec".to_owned()),
+                ("cost-center".to_owned(), "1".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            deletion_window_days: Some(7),
+            multi_region: true,
+            ..KeyOptions::default()
+        };
+        let text = apply_key_options(&key, &options);
+        assert!(text.contains("  deletion_window_in_days = 7\n  enable_key_rotation     = true\n  multi_region            = true\n"));
+        assert!(text.ends_with(
+            "  })\n  tags = {\n    Owner       = \"sec\"\n    cost-center = \"1\"\n  }\n}"
+        ));
+        assert_eq!(apply_key_options(&key, &KeyOptions::default()), key);
     }
 
     #[test]

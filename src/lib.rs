@@ -28,6 +28,7 @@
 pub mod analyze;
 pub mod calls;
 pub mod cli;
+pub mod config;
 pub mod discover;
 pub mod explain;
 pub mod fix;
@@ -99,6 +100,16 @@ impl ExitStatus {
             ExitStatus::Clean
         }
     }
+
+    /// The status a report implies under `--fail-on-unknown`: a trail ctfix could not
+    /// decide counts as a finding, so a CI gate does not pass what nobody checked.
+    pub fn of_strict(report: &Report) -> ExitStatus {
+        let unknown = report.findings.iter().any(|f| f.status == Status::Unknown);
+        match ExitStatus::of(report) {
+            ExitStatus::Clean if unknown => ExitStatus::Findings,
+            status => status,
+        }
+    }
 }
 
 /// What a check run should do.
@@ -108,6 +119,10 @@ pub struct Settings {
     pub paths: Vec<PathBuf>,
     /// The least safe fix to include in changes: `Safe`, or `Unsafe` with `--unsafe-fixes`.
     pub min_applicability: Applicability,
+    /// How generated keys look, or a central key to wire instead (`.ctfix.toml`).
+    pub key: key_template::KeyOptions,
+    /// Files and directories left out (`exclude` in `.ctfix.toml`).
+    pub exclude: Option<config::Exclude>,
 }
 
 impl Default for Settings {
@@ -115,6 +130,8 @@ impl Default for Settings {
         Settings {
             paths: vec![PathBuf::from(".")],
             min_applicability: Applicability::Safe,
+            key: key_template::KeyOptions::default(),
+            exclude: None,
         }
     }
 }
@@ -136,7 +153,14 @@ pub fn check(settings: &Settings) -> Report {
     let files_scanned = std::sync::atomic::AtomicUsize::new(0);
     let outcomes = std::sync::Mutex::new(Vec::new());
     let callers = std::sync::Mutex::new(Vec::new());
-    let errors = discover::visit_modules(&settings.paths, &|module: ModuleDir| {
+    let excluded = settings.exclude.as_ref().map(|exclude| exclude.matcher());
+    let errors = discover::visit_modules(&settings.paths, &|mut module: ModuleDir| {
+        if let Some(excluded) = &excluded {
+            module.targets.retain(|path| !excluded(path));
+            if module.targets.is_empty() {
+                return;
+            }
+        }
         let files = module.files.len() + module.json_files.len();
         files_scanned.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
         let scan = scan_module(&module);
@@ -269,7 +293,7 @@ fn is_safe_remedy(remedy: &analyze::Remedy) -> bool {
 
 /// Analyzes and plans fixes for one module.
 pub fn check_module(dir: &ModuleDir, settings: &Settings) -> Report {
-    check_module_with(dir, settings, &module::Overlay::new())
+    check_module_selecting(dir, settings, None, &module::Overlay::new())
 }
 
 /// [`check_module`] with the text of the files `overlay` names taken from it instead of the
@@ -280,6 +304,39 @@ pub fn check_module_with(
     settings: &Settings,
     overlay: &module::Overlay,
 ) -> Report {
+    check_module_selecting(dir, settings, None, overlay)
+}
+
+/// Re-plans the module holding `files` with only the fixes of the trails named in `trails`
+/// (resource addresses) selected: what a reviewer accepted when declining other trails of
+/// the module. The accepted fixes are planned first, so the data sources they share are
+/// theirs, and the changes are verified as a whole again. `files` are the module's files
+/// that hold findings (they become its targets).
+pub fn check_trails(settings: &Settings, files: &[PathBuf], trails: &BTreeSet<String>) -> Report {
+    let discovery = discover::discover(files);
+    let mut report = Report {
+        errors: discovery.errors,
+        ..Report::default()
+    };
+    for module in &discovery.modules {
+        let outcome = check_module_selecting(module, settings, Some(trails), &module::Overlay::new());
+        report.findings.extend(outcome.findings);
+        report.changes.extend(outcome.changes);
+        report.errors.extend(outcome.errors);
+    }
+    report.sort();
+    report
+}
+
+/// [`check_module`], selecting only the fixes of the trails in `only` when given, with the
+/// text of the files `overlay` names taken from it.
+fn check_module_selecting(
+    dir: &ModuleDir,
+    settings: &Settings,
+    only: Option<&BTreeSet<String>>,
+    overlay: &module::Overlay,
+) -> Report {
+    let is_chosen = |address: &str| only.is_none_or(|only| only.contains(address));
     let module = Module::load_with(dir, overlay);
     let mut report = Report {
         errors: module.errors.clone(),
@@ -324,7 +381,7 @@ pub fn check_module_with(
             ));
         }
     }
-    let mut planner = fix::FixPlanner::new(&module);
+    let mut planner = fix::FixPlanner::new(&module).with_key_options(&settings.key);
     let mut selected: Vec<&Fix> = Vec::new();
     let mut planned: Vec<Option<Fix>> = Vec::new();
     let mut fixed_addresses = BTreeSet::new();
@@ -332,7 +389,12 @@ pub fn check_module_with(
     // fixes of at most the same safety, so a safe fix planned after an unsafe one would add
     // its own copies (`current_2`).
     let mut order: Vec<usize> = (0..trails.len()).collect();
-    order.sort_by_key(|&i| !is_safe_remedy(&verdicts[i].remedy));
+    order.sort_by_key(|&i| {
+        (
+            !is_chosen(&trails[i].address),
+            !is_safe_remedy(&verdicts[i].remedy),
+        )
+    });
     let mut plans: Vec<Option<Result<Fix, FileError>>> = (0..trails.len()).map(|_| None).collect();
     for i in order {
         plans[i] = planner.plan(&trails[i], &verdicts[i].remedy);
@@ -351,7 +413,8 @@ pub fn check_module_with(
             title: fix.title.clone(),
             applicability: fix.applicability,
             selected: fix.applicability >= settings.min_applicability
-                && fix.applicability > Applicability::DisplayOnly,
+                && fix.applicability > Applicability::DisplayOnly
+                && is_chosen(&trail.address),
             applied: false,
             note: fix.note.clone(),
             diff: None,
@@ -422,7 +485,19 @@ pub fn check_module_with(
             }
         }
     } else if !selected.is_empty() {
-        match build_changes(&module, &selected, &fixed_addresses) {
+        // The trails wired to the configuration's central key.
+        let central: BTreeSet<String> = report
+            .findings
+            .iter()
+            .filter(|f| {
+                f.fix
+                    .as_ref()
+                    .is_some_and(|fix| fix.selected && fix.title.contains(fix::CENTRAL_KEY_MARK))
+            })
+            .map(|f| f.resource.clone())
+            .collect();
+        let central_key = settings.key.use_key.as_ref().map(|key| (key, &central));
+        match build_changes(&module, &selected, &fixed_addresses, central_key) {
             Ok(changes) => {
                 // A fix another one covers (no edits of its own) stands or falls with its
                 // module's change set.
@@ -478,6 +553,7 @@ fn build_changes(
     module: &Module,
     selected: &[&Fix],
     fixed_addresses: &BTreeSet<String>,
+    central_key: Option<(&key_template::UseKey, &BTreeSet<String>)>,
 ) -> Result<Vec<FileChange>, FileError> {
     let mut by_file: BTreeMap<usize, Vec<&Edit>> = BTreeMap::new();
     for edit in selected.iter().flat_map(|fix| fix.edits.iter()) {
@@ -522,15 +598,32 @@ fn build_changes(
     let trails = analyze::find_trails(&fixed);
     let verdicts = analyze::judge_all(&fixed, &trails);
     for (trail, verdict) in trails.iter().zip(verdicts) {
-        if fixed_addresses.contains(&trail.address) && verdict.status != Status::Compliant {
+        // The central key's fix, when that key is a variable's: the caller gives it, so the
+        // fixed trail is undecided ("variable-no-default"), which is what the fix means.
+        let wired = central_key.filter(|(_, trails)| trails.contains(&trail.address));
+        let caller_decides = wired.is_some_and(
+            |(key, _)| matches!(key, key_template::UseKey::Expression(e) if e.starts_with("var.")),
+        ) && verdict.status == Status::Unknown
+            && verdict.reason == "variable-no-default";
+        if fixed_addresses.contains(&trail.address)
+            && verdict.status != Status::Compliant
+            && !caller_decides
+        {
             return Err(FileError::at(
                 &fixed.files[trail.at.file].source.path,
                 trail.line,
                 trail.column,
-                format!(
-                    "{}: the planned fix does not make the trail compliant ({}: {}), so ctfix left the module untouched (please report this)",
-                    trail.address, verdict.reason, verdict.message
-                ),
+                match wired {
+                    // The configuration's key, not the planner, is then what falls short.
+                    Some((key, _)) => format!(
+                        "{}: the key .ctfix.toml's use-key names ({}) does not make the trail compliant ({}: {}), so ctfix left the module untouched: fix that key or change use-key",
+                        trail.address, key.value(), verdict.reason, verdict.message
+                    ),
+                    None => format!(
+                        "{}: the planned fix does not make the trail compliant ({}: {}), so ctfix left the module untouched (please report this)",
+                        trail.address, verdict.reason, verdict.message
+                    ),
+                },
             ));
         }
     }

@@ -507,9 +507,17 @@ impl Server {
     fn check(&self, dir: &Path, min_applicability: Applicability) -> Report {
         let overlay = self.overlay(dir);
         let module = list_module(dir, &overlay);
+        // The module's `.ctfix.toml` shapes the fix as it does `--apply`'s (a broken one is
+        // reported by the command line; here the defaults stand in).
+        let config = crate::config::find_for_paths(&[dir.to_path_buf()])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let settings = Settings {
             paths: vec![dir.to_path_buf()],
             min_applicability,
+            key: config.key.clone(),
+            exclude: config.exclusions(),
         };
         crate::check_module_with(&module, &settings, &overlay)
     }

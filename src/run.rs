@@ -11,6 +11,7 @@
 //! written, with the branch's state in the report. With `--pr` the pull request is found
 //! before writing and opened or updated after the push ([`crate::git::github`]).
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -77,14 +78,24 @@ pub struct PullRequestOptions {
     pub recreate: bool,
 }
 
-/// Chooses which of a report's changes to write: every one (`--yes`), or a person's answers.
+/// Chooses which of a report's fixes to write: every one (`--yes`), or a person's answers.
 pub trait Reviewer {
     /// Why this reviewer cannot review now (no terminal, a machine output format), or `None`.
     /// Asked before anything is written; a reason refuses the whole run.
     fn refusal(&self) -> Option<String>;
-    /// Returns, for each of `report.changes`, whether to write it. Called only when there
-    /// are changes and nothing refused.
-    fn review(&mut self, report: &Report) -> io::Result<Vec<bool>>;
+    /// Returns the fixes to write. Called only when there are changes and nothing refused.
+    fn review(&mut self, report: &Report) -> io::Result<Accepted>;
+}
+
+/// What a [`Reviewer`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Every selected fix.
+    All,
+    /// The fixes of these trails, as `(finding's path, resource address)`. A module some of
+    /// whose trails were declined is planned again with the accepted ones only, so what is
+    /// written still verifies as a whole.
+    Trails(BTreeSet<(PathBuf, String)>),
 }
 
 /// Accepts every change (`--apply --yes`, bots, fleet runs).
@@ -96,8 +107,8 @@ impl Reviewer for AcceptAll {
         None
     }
 
-    fn review(&mut self, report: &Report) -> io::Result<Vec<bool>> {
-        Ok(vec![true; report.changes.len()])
+    fn review(&mut self, _report: &Report) -> io::Result<Accepted> {
+        Ok(Accepted::All)
     }
 }
 
@@ -228,9 +239,11 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
         return Ok(outcome(report));
     }
 
-    let accepted = reviewer.review(&report)?;
-    let mut choices = accepted.into_iter();
-    apply(&mut report, |_| choices.next().unwrap_or(false));
+    let to_write = match reviewer.review(&report)? {
+        Accepted::All => report.changes.iter().map(|c| c.path.clone()).collect(),
+        Accepted::Trails(trails) => select_trails(settings, &mut report, &trails),
+    };
+    apply(&mut report, |change| to_write.contains(&change.path));
     let pr_body = record(apply_options, &mut report, prepared, bot, &anchor);
     Ok(RunOutcome {
         report,
@@ -244,6 +257,72 @@ fn outcome(report: Report) -> RunOutcome {
         report,
         ..RunOutcome::default()
     }
+}
+
+/// Keeps the accepted trails' fixes: a module whose selected trails were all accepted keeps
+/// its changes, one with none accepted is left out, and one with some accepted is planned
+/// again with those only (its findings, changes and new errors replace the old). Returns the
+/// paths of the changes to write.
+fn select_trails(
+    settings: &crate::Settings,
+    report: &mut Report,
+    accepted: &BTreeSet<(PathBuf, String)>,
+) -> BTreeSet<PathBuf> {
+    let modules: BTreeSet<PathBuf> = report.changes.iter().map(module_of).collect();
+    let mut to_write = BTreeSet::new();
+    for module in modules {
+        let in_module = |path: &Path| parent_of(path) == module;
+        let selected: Vec<(PathBuf, String)> = report
+            .findings
+            .iter()
+            .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
+            .map(|f| (f.path.clone(), f.resource.clone()))
+            .collect();
+        let keep: BTreeSet<String> = selected
+            .iter()
+            .filter(|trail| accepted.contains(*trail))
+            .map(|(_, address)| address.clone())
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        if keep.len() == selected.len() {
+            to_write.extend(
+                report
+                    .changes
+                    .iter()
+                    .filter(|c| module_of(c) == module)
+                    .map(|c| c.path.clone()),
+            );
+            continue;
+        }
+        let mut files: Vec<PathBuf> = report
+            .findings
+            .iter()
+            .filter(|f| in_module(&f.path))
+            .map(|f| f.path.clone())
+            .collect();
+        files.sort();
+        files.dedup();
+        let replanned = crate::check_trails(settings, &files, &keep);
+        report.findings.retain(|f| !in_module(&f.path));
+        report.findings.extend(replanned.findings);
+        report.changes.retain(|c| module_of(c) != module);
+        to_write.extend(replanned.changes.iter().map(|c| c.path.clone()));
+        report.changes.extend(replanned.changes);
+        for error in replanned.errors {
+            if !report.errors.contains(&error) {
+                report.errors.push(error);
+            }
+        }
+    }
+    report.sort();
+    to_write
+}
+
+/// The directory of a path (`.` for a bare file name).
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// A change's module: the one whose fixes planned it (its changes are written together, see

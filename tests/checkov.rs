@@ -6,6 +6,8 @@
 //! and no check may fail after the fix that did not fail before (the generated key must pass
 //! Checkov's KMS checks: CKV_AWS_7, CKV_AWS_33, CKV_AWS_227, CKV2_AWS_64). Checkov comes from `CTFIX_CHECKOV` (a path) or `checkov` on PATH; without it
 //! the trial is ignored (a failure under `CTFIX_REQUIRE_TOOLS=1`).
+//! A fixture holding a `checkov-skip` file (its reason) leaves trails unfixed on purpose and
+//! is left out.
 
 mod support;
 
@@ -100,6 +102,9 @@ fn check_all(checkov: &Path) -> Result<(), Failed> {
         } else {
             continue; // not a fixture pair (the demo tree)
         };
+        if dir.join("checkov-skip").exists() {
+            continue; // leaves trails unfixed by design (the file says why)
+        }
         let target = before.join(&name);
         if single {
             std::fs::create_dir_all(&target).unwrap();

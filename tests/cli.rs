@@ -494,12 +494,12 @@ fn fixed_demo_files(root: &Path) -> Vec<&'static str> {
 }
 
 #[test]
-fn interactive_apply_asks_module_by_module() {
+fn interactive_apply_asks_trail_by_trail() {
     let tmp = demo();
     let root = tmp.path().join("demo");
     let (status, out, asked) = run_scripted(&root, &[Choice::Yes, Choice::No, Choice::Yes]);
-    assert_eq!(asked.len(), 3, "one question per module: {asked:?}");
-    assert!(asked.iter().all(|q| q == "Write this change to 1 file?"));
+    assert_eq!(asked.len(), 3, "one question per trail to fix: {asked:?}");
+    assert!(asked.iter().all(|q| q == "Write this fix?"));
     // Each question comes after its module's diff.
     for (i, file) in DEMO_CHANGES.iter().enumerate() {
         let header = out.find(&format!("[{}/3] ", i + 1)).unwrap();
@@ -592,12 +592,11 @@ fn interactive_apply_through_a_real_terminal() {
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("[1/3] ")
-            && text.contains("Write this change to 1 file? [y]es [n]o [a]ll [q]uit"),
+        text.contains("[1/3] ") && text.contains("Write this fix? [y]es [n]o [a]ll [q]uit [?]help"),
         "{text}"
     );
     assert!(
-        text.contains("(one key: y, n, a, or q/Esc)"),
+        text.contains("(one key: y, n, a, q/Esc, or ? for help)"),
         "a stray key gets a hint: {text}"
     );
     assert!(text.contains("Fixed 3 files."), "{text}");

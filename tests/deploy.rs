@@ -93,6 +93,12 @@ struct CaseConfig {
     /// back must be that key, or its instance with the trail's own index.
     #[serde(default)]
     key: Option<String>,
+    /// Tags every trail's key must carry (a `.ctfix.toml` `[generated-key]` table's).
+    #[serde(default)]
+    key_tags: BTreeMap<String, String>,
+    /// The alias every trail's key must have, `{trail}` standing for the trail's name.
+    #[serde(default)]
+    key_alias: Option<String>,
 }
 
 /// One `provider "aws" { alias = … }`.
@@ -742,6 +748,9 @@ fn read_back(config: &CaseConfig, state: &Value, moto: &MotoServer) -> Result<()
                 ));
             }
         }
+        if let Err(problem) = check_key_settings(trail, config, moto) {
+            problems.push(format!("{}: {problem}", trail.address));
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -750,6 +759,72 @@ fn read_back(config: &CaseConfig, state: &Value, moto: &MotoServer) -> Result<()
             "read-back found problems:\n- {}",
             problems.join("\n- ")
         ))
+    }
+}
+
+/// The trail's key carries the case's tags and alias (`key_tags`, `key_alias`).
+fn check_key_settings(
+    trail: &Instance,
+    config: &CaseConfig,
+    moto: &MotoServer,
+) -> Result<(), String> {
+    if config.key_tags.is_empty() && config.key_alias.is_none() {
+        return Ok(());
+    }
+    let key_arn = trail.attributes["kms_key_id"]
+        .as_str()
+        .ok_or("the state has no kms_key_id for it")?;
+    let region = key_arn.split(':').nth(3).unwrap_or_default();
+    let kms = |action: &str, body: Value| {
+        aws::call(
+            moto.port,
+            "kms",
+            region,
+            &format!("TrentService.{action}"),
+            &body,
+        )
+    };
+    let mut problems = Vec::new();
+    if !config.key_tags.is_empty() {
+        let answer = kms("ListResourceTags", json!({ "KeyId": key_arn }))?;
+        let tags: BTreeMap<String, String> = answer["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    t["TagKey"].as_str()?.to_owned(),
+                    t["TagValue"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        if tags != config.key_tags {
+            problems.push(format!(
+                "the key's tags are {tags:?}, not {:?}",
+                config.key_tags
+            ));
+        }
+    }
+    if let Some(pattern) = &config.key_alias {
+        let name = trail.attributes["name"].as_str().unwrap_or_default();
+        let expected = pattern.replace("{trail}", name);
+        let answer = kms("ListAliases", json!({ "KeyId": key_arn }))?;
+        let aliases: Vec<&str> = answer["Aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["AliasName"].as_str())
+            .collect();
+        if aliases != [expected.as_str()] {
+            problems.push(format!(
+                "the key's aliases are {aliases:?}, not [{expected:?}]"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
     }
 }
 

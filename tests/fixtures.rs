@@ -5,7 +5,8 @@
 //! must stay unchanged), and `findings` listing what the check must report, one
 //! `<resource> <status> <reason>` or `error <file>:<line>:<column>` per line. An optional
 //! `args` file adds arguments (one per line); `no-validate` (holding the reason) skips
-//! `terraform validate` for inputs that are deliberately invalid.
+//! `terraform validate` for inputs that are deliberately invalid. An optional `ctfix.toml` is
+//! copied to the module as `.ctfix.toml`, so every trial runs under that configuration.
 //!
 //! Trials per case:
 //! - `fix::<case>`: findings and exit code of the check; the check writes nothing; the
@@ -65,6 +66,10 @@ impl Case {
             std::fs::copy(self.input(), root.join("main.tf")).unwrap();
         } else {
             copy_tree(&self.input(), &root);
+        }
+        let config = self.dir.join("ctfix.toml");
+        if config.is_file() {
+            std::fs::copy(config, root.join(".ctfix.toml")).unwrap();
         }
         tmp
     }

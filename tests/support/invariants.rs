@@ -87,6 +87,7 @@ fn check_file(bytes: &[u8], min_applicability: Applicability) -> Report {
     let settings = Settings {
         paths: vec![scratch.0.clone()],
         min_applicability,
+        ..Settings::default()
     };
     ctfix::check_module(&dir, &settings)
 }
