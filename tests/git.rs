@@ -549,20 +549,16 @@ fn an_untracked_file_to_fix_is_refused() {
         .contains("?? live/new/"));
 }
 
-/// What ctfix does when one `--commit` run spans two repositories. Today: refused before
-/// writing. (When runs over several repositories become allowed — one commit per
-/// repository — change this one function and the test below keeps checking the rest.)
+/// What ctfix does when one `--commit` run spans two repositories: a fleet run, one commit
+/// per repository (each one's files only), and a clean working tree in each.
 fn assert_several_repositories_outcome(output: &Output, first: &Repo, second: &Repo) {
     let stderr = stderr_of(output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("live in 2 git repositories")
-            && stderr.contains("run ctfix once per repository"),
-        "{stderr}"
-    );
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     for repo in [first, second] {
-        assert_eq!(repo.git(&["status", "--porcelain"]), "", "nothing written");
-        assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]), "1", "no commit");
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "everything committed");
+        assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]), "2", "one commit each");
+        let files = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+        assert!(files.contains("cloudtrail.tf"), "{files}");
     }
 }
 
