@@ -1038,3 +1038,53 @@ fn a_reference_to_an_undeclared_key_gets_an_unsafe_fix_with_a_note() {
         }
     }
 }
+
+/// Answers "all", after replacing a module's directory by a file of the same name.
+struct ReplaceDirectoryByFile(PathBuf);
+
+impl ctfix::cli::Prompter for ReplaceDirectoryByFile {
+    fn is_interactive(&self) -> bool {
+        true
+    }
+
+    fn choose(&mut self, _question: &str) -> std::io::Result<Choice> {
+        std::fs::remove_dir_all(&self.0)?;
+        std::fs::write(&self.0, "the user's")?;
+        Ok(Choice::All)
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_looked_at_is_not_reported_deleted() {
+    use clap::Parser;
+    // Its directory became a file at the prompt: looking at `locked/main.tf` fails with "not
+    // a directory", which is not "deleted" (cargo-mutants: every stat error reported as a
+    // deletion went unnoticed).
+    let (tmp, locked, open) = locked_and_open();
+    let args = ctfix::cli::Args::parse_from([
+        "ctfix",
+        "--apply",
+        "--no-diff",
+        "--color",
+        "never",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut prompter = ReplaceDirectoryByFile(locked.clone());
+    let status = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned() + &String::from_utf8_lossy(&err);
+    assert_eq!(status, ctfix::ExitStatus::Error, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("locked/main.tf") && l.contains("left untouched"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("cannot stat file") && line.contains("Not a directory"),
+        "{line}"
+    );
+    assert!(!line.contains("deleted"), "{line}");
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "the user's");
+    assert!(std::fs::read_to_string(open.join("main.tf"))
+        .unwrap()
+        .contains("kms_key_id"));
+}
