@@ -361,6 +361,7 @@ impl Server {
         }
     }
 
+    /// Keeps the open documents and marks the modules to judge.
     fn handle_notification(&mut self, notification: Notification) -> anyhow::Result<()> {
         use lsp_types::notification::{
             DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument,
@@ -454,6 +455,7 @@ impl Server {
         Ok(())
     }
 
+    /// Answers code-action and hover requests.
     fn handle_request(&mut self, request: &Request) -> Result<serde_json::Value, RequestError> {
         use lsp_types::request::{CodeActionRequest, HoverRequest};
         match request.method.as_str() {
@@ -722,6 +724,8 @@ impl Server {
         self.judged.get(&dir)
     }
 
+    /// One quick fix per fixable trail whose diagnostic meets the range: the module's changes
+    /// exactly as `ctfix --apply` (with `--unsafe-fixes` for an unsafe fix) writes them.
     fn code_actions(
         &mut self,
         params: &CodeActionWhere,
@@ -843,6 +847,7 @@ impl Server {
         }
     }
 
+    /// `ctfix --explain` over a trail's diagnostic, with the verdict.
     fn hover(&mut self, params: &HoverParams) -> anyhow::Result<Option<Hover>> {
         let document = &params.text_document_position_params;
         let path = path_of(&document.text_document.uri)?;

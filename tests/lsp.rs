@@ -514,7 +514,7 @@ fn no_stale_fix() -> Result<(), Failed> {
     let text = std::fs::read_to_string(&main).unwrap();
     let capabilities = json!({"workspace": {"workspaceEdit": {"documentChanges": true}}});
     // A quiet period long enough for a request to come while the change below waits.
-    let mut client = Client::start(capabilities, json!({"debounceMs": 3000}));
+    let mut client = Client::start(capabilities, json!({"debounceMs": 5000}));
     client.open(&main, &text);
     let diagnostics = client.diagnostics(&uri(&main));
     check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
