@@ -572,13 +572,16 @@ fn run_fleet(
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         format,
-        repository_config: args.config.is_none().then_some(crate::fleet::RepositoryConfig {
-            unsafe_fixes: match (args.unsafe_fixes, args.no_unsafe_fixes) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
-        }),
+        repository_config: args
+            .config
+            .is_none()
+            .then_some(crate::fleet::RepositoryConfig {
+                unsafe_fixes: match (args.unsafe_fixes, args.no_unsafe_fixes) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+            }),
     };
     crate::fleet::validate(&options)?;
     let outcome = if args.format == Format::Text && !args.quiet && io::stderr().is_terminal() {

@@ -294,7 +294,10 @@ fn repository_settings(
     };
     settings.key = config.key.clone();
     settings.exclude = config.exclusions();
-    if repository.unsafe_fixes.unwrap_or(config.unsafe_fixes == Some(true)) {
+    if repository
+        .unsafe_fixes
+        .unwrap_or(config.unsafe_fixes == Some(true))
+    {
         settings.min_applicability = crate::Applicability::Unsafe;
     }
     Ok(settings)
@@ -714,7 +717,15 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
             }
         }
     };
-    keep_row(options, display, applied, &paths, &report, pr_body.as_deref(), spool)
+    keep_row(
+        options,
+        display,
+        applied,
+        &paths,
+        &report,
+        pr_body.as_deref(),
+        spool,
+    )
 }
 
 /// The repository's summary row, its report spooled to disk until the end.

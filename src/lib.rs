@@ -319,7 +319,8 @@ pub fn check_trails(settings: &Settings, files: &[PathBuf], trails: &BTreeSet<St
         ..Report::default()
     };
     for module in &discovery.modules {
-        let outcome = check_module_selecting(module, settings, Some(trails), &module::Overlay::new());
+        let outcome =
+            check_module_selecting(module, settings, Some(trails), &module::Overlay::new());
         report.findings.extend(outcome.findings);
         report.changes.extend(outcome.changes);
         report.errors.extend(outcome.errors);

@@ -555,8 +555,16 @@ fn assert_several_repositories_outcome(output: &Output, first: &Repo, second: &R
     let stderr = stderr_of(output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     for repo in [first, second] {
-        assert_eq!(repo.git(&["status", "--porcelain"]), "", "everything committed");
-        assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]), "2", "one commit each");
+        assert_eq!(
+            repo.git(&["status", "--porcelain"]),
+            "",
+            "everything committed"
+        );
+        assert_eq!(
+            repo.git(&["rev-list", "--count", "HEAD"]),
+            "2",
+            "one commit each"
+        );
         let files = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
         assert!(files.contains("cloudtrail.tf"), "{files}");
     }
