@@ -504,3 +504,51 @@ fn jobs_1_and_jobs_4_produce_identical_repositories_and_reports() {
     assert_eq!(outcomes[0].1, outcomes[1].1, "the same trees");
     assert_eq!(outcomes[0].0, outcomes[1].0, "the same report");
 }
+
+/// Each repository of a fleet run uses its own `.ctfix.toml` (committed in it): one tags its
+/// generated keys, the other names a deletion window; a repository without one gets the
+/// defaults.
+#[test]
+fn each_repository_uses_its_own_configuration() {
+    let fleet = Fleet::new();
+    let tagged = fleet.repo(
+        "tagged",
+        &[
+            ("main.tf", trail_tf("tagged")),
+            (
+                ".ctfix.toml",
+                "[generated-key]\ntags = { team = \"platform\" }\n".to_owned(),
+            ),
+        ],
+    );
+    let windowed = fleet.repo(
+        "windowed",
+        &[
+            ("main.tf", trail_tf("windowed")),
+            (
+                ".ctfix.toml",
+                "[generated-key]\ndeletion-window-days = 7\n".to_owned(),
+            ),
+        ],
+    );
+    let plain = fleet.repo("plain", &[("main.tf", trail_tf("plain"))]);
+    let output = fleet.ctfix(
+        fleet.root(),
+        &[
+            "--apply", "--yes", "--branch", BRANCH, "--format", "json", "tagged", "windowed",
+            "plain",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let read = |dir: &Path| std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    let (tagged, windowed, plain) = (read(&tagged), read(&windowed), read(&plain));
+    assert!(tagged.contains("team = \"platform\""), "{tagged}");
+    assert!(tagged.contains("deletion_window_in_days = 30"), "{tagged}");
+    assert!(
+        windowed.contains("deletion_window_in_days = 7"),
+        "{windowed}"
+    );
+    assert!(!windowed.contains("platform"), "{windowed}");
+    assert!(plain.contains("deletion_window_in_days = 30"), "{plain}");
+    assert!(!plain.contains("platform"), "{plain}");
+}
