@@ -112,6 +112,10 @@ fn check_all(checkov: &Path) -> Result<(), Failed> {
         } else {
             copy_tree(&input, &target);
         }
+        // A case's configuration, as the fixture harness places it.
+        if dir.join("ctfix.toml").is_file() {
+            std::fs::copy(dir.join("ctfix.toml"), target.join(".ctfix.toml")).unwrap();
+        }
         // "After" is what ctfix writes, with the case's arguments (`--unsafe-fixes`).
         copy_tree(&target, &after.join(&name));
         let args: Vec<String> = std::fs::read_to_string(dir.join("args"))
