@@ -676,19 +676,41 @@ fn run_as_nobody(root: &Path, args: &[&str]) -> Option<Output> {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).ok()?;
         dir = d.parent();
     }
-    let binary = std::env::temp_dir().join(format!("ctfix-as-nobody-{}", std::process::id()));
-    std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).ok()?;
+    let binary = binary_for_nobody()?;
     let output = Command::new("runuser")
         .args(["-u", "nobody", "--"])
-        .arg(&binary)
+        .arg(binary)
         .args(args)
         .current_dir(root)
         .env("NO_COLOR", "1")
         .output()
         .ok()?;
-    std::fs::remove_file(&binary).ok();
     // runuser's own failure (no such user, not allowed) is not ctfix's.
     (output.status.code() != Some(125) && output.status.code() != Some(126)).then_some(output)
+}
+
+/// One copy of the binary that `nobody` can run, made once per test process: tests run in
+/// parallel, and a copy being written while another test forks makes `exec` fail with "Text
+/// file busy".
+fn binary_for_nobody() -> Option<&'static std::path::Path> {
+    static BINARY: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            // Copies left by earlier runs (the process that made each is gone) go first.
+            for entry in std::fs::read_dir(std::env::temp_dir()).ok()?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("ctfix-as-nobody-") {
+                    if !Path::new("/proc").join(pid).exists() {
+                        std::fs::remove_file(entry.path()).ok();
+                    }
+                }
+            }
+            let binary =
+                std::env::temp_dir().join(format!("ctfix-as-nobody-{}", std::process::id()));
+            std::fs::copy(env!("CARGO_BIN_EXE_ctfix"), &binary).ok()?;
+            Some(binary)
+        })
+        .as_deref()
 }
 
 /// The stderr line naming `path` with every one of `needles` (exit status 2 checked).
