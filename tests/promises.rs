@@ -252,3 +252,29 @@ fn the_minimality_check_refuses_lost_or_changed_lines() {
     assert_eq!(check_lines_kept("a = 1", "a = 1\n"), Ok(()));
     assert!(check_lines_kept("a = 1", "a = 2\n").is_err());
 }
+
+/// README: a key policy in a heredoc gets a display-only fix showing "the exact JSON
+/// statements to add" (cargo-mutants: an empty statement list went unnoticed).
+#[test]
+fn a_heredoc_policy_gets_the_json_statements_to_add() {
+    let output = ctfix()
+        .args(["--format", "json"])
+        .arg(fixture("key-policy-heredoc-missing-grant"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let fix = &json["findings"][0]["fix"];
+    assert_eq!(fix["applicability"], "display-only", "{json:#}");
+    let note = fix["note"].as_str().unwrap();
+    let statements: serde_json::Value = serde_json::from_str(&note[note.find('[').unwrap()..])
+        .unwrap_or_else(|e| panic!("no JSON statements in the note ({e}): {note}"));
+    let statements = statements.as_array().unwrap();
+    for action in ["kms:GenerateDataKey*", "kms:DescribeKey"] {
+        assert!(
+            statements.iter().any(|s| s["Action"] == action
+                && s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudtrail.amazonaws.com"),
+            "{action} missing: {note}"
+        );
+    }
+}
