@@ -208,7 +208,7 @@ fn ctrl_c_at_the_prompt_exits_130_and_writes_nothing() {
     let output = finish(child);
     drop(stdin);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("Write this change"), "{text}");
+    assert!(text.contains("Write this fix"), "{text}");
     assert_eq!(output.status.code(), Some(130), "{text}");
     assert_eq!(snapshot_all(&root), before, "nothing is written");
 }
@@ -225,7 +225,7 @@ fn sigterm_at_the_prompt_exits_130_and_writes_nothing() {
     let output = finish(child);
     drop(stdin);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("Write this change"), "{text}");
+    assert!(text.contains("Write this fix"), "{text}");
     assert_eq!(output.status.code(), Some(130), "{text}");
     assert_eq!(snapshot_all(&root), before, "nothing is written");
 }
