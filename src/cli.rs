@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::{Applicability, FileChange, FileError, Finding};
+use crate::model::{Applicability, FileError, Finding};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
-use crate::run::{
-    module_of, AcceptAll, Accepted, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions,
-};
+use crate::run::{AcceptAll, Accepted, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions};
 use crate::{ExitStatus, Settings};
 
 /// Find AWS CloudTrail trails in Terraform that are not encrypted with a customer-managed KMS
@@ -767,7 +765,7 @@ fn ask_each_trail(
             writeln!(out, "  note: {note}")?;
         }
         // The question is about this diff: shown even with --no-diff.
-        for change in trail_changes(report, settings, finding).iter() {
+        for change in crate::run::trail_changes(report, settings, finding).iter() {
             write_change_diff(change, out)?;
         }
         out.flush()?;
@@ -789,47 +787,4 @@ fn ask_each_trail(
         }
     }
     Ok(accepted)
-}
-
-/// The changes one trail's fix makes on its own: its module's changes when it is the
-/// module's only selected fix, else the module planned again with this trail only.
-fn trail_changes(
-    report: &crate::Report,
-    settings: &Settings,
-    finding: &Finding,
-) -> Vec<FileChange> {
-    let module = finding
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let in_module =
-        |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default() == module;
-    let selected_here = report
-        .findings
-        .iter()
-        .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
-        .count();
-    if selected_here <= 1 {
-        return report
-            .changes
-            .iter()
-            .filter(|c| module_of(c) == module)
-            .cloned()
-            .collect();
-    }
-    let mut files: Vec<PathBuf> = report
-        .findings
-        .iter()
-        .filter(|f| in_module(&f.path))
-        .map(|f| f.path.clone())
-        .collect();
-    files.sort();
-    files.dedup();
-    crate::check_trails(
-        settings,
-        &files,
-        &BTreeSet::from([finding.resource.clone()]),
-    )
-    .changes
 }

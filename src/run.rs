@@ -612,3 +612,46 @@ fn judge(options: &ApplyOptions, anchor: &Path, report: &mut Report) -> Result<J
     }
     Ok(Judged::Go(Some(Box::new(bot))))
 }
+
+/// The changes one trail's fix makes on its own: its module's changes when it is the
+/// module's only selected fix, else the module planned again with this trail only.
+pub fn trail_changes(
+    report: &Report,
+    settings: &crate::Settings,
+    finding: &crate::Finding,
+) -> Vec<FileChange> {
+    let module = finding
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let in_module =
+        |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default() == module;
+    let selected_here = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path) && f.fix.as_ref().is_some_and(|fix| fix.selected))
+        .count();
+    if selected_here <= 1 {
+        return report
+            .changes
+            .iter()
+            .filter(|c| module_of(c) == module)
+            .cloned()
+            .collect();
+    }
+    let mut files: Vec<PathBuf> = report
+        .findings
+        .iter()
+        .filter(|f| in_module(&f.path))
+        .map(|f| f.path.clone())
+        .collect();
+    files.sort();
+    files.dedup();
+    crate::check_trails(
+        settings,
+        &files,
+        &BTreeSet::from([finding.resource.clone()]),
+    )
+    .changes
+}
