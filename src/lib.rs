@@ -2,14 +2,17 @@
 //! customer-managed KMS key (Checkov CKV_AWS_35, Trivy AWS-0015, Security Hub CloudTrail.2)
 //! and fixes them format-preservingly.
 //!
-//! The pipeline, one module per stage: [`discover`] → [`parse`] / [`module`] → [`analyze`] →
-//! [`fix`] (with [`key_template`]); [`calls`] judges trails of called modules per instance
-//! and fixes them at the call site → [`render`] → [`report`] (and [`sarif`]) → [`write`] → [`git`]
-//! ([`vcs`], the bot's [`git::branch`] rules, the [`git::github`] API client; with
-//! [`pull_request`]). [`check`] runs the stages that only read; [`apply`] writes what they
-//! planned; [`run`] is one repository's whole run (check, refusals, review, writes, commit,
-//! push, body) as plain data in and out. [`cli`] wires it to the command line (arguments,
-//! prompts, printing); the binary only calls that.
+//! The pipeline, a folder per stage: [`read`] ([`discover`] → [`parse`] / [`module`], [`calls`]
+//! for module calls, [`tfjson`]) → [`judge`] ([`resolve`], [`policy`], [`key_check`],
+//! [`key_choice`], [`suppress`] → [`analyze`]) → [`fix`] (the planner, with [`key_template`]) →
+//! [`output`] ([`render`], [`report`], [`sarif`], [`pull_request`], [`explain`]) → [`write`](mod@write)
+//! (each module's change set, whole or not at all) → [`git`] ([`vcs`], the bot's
+//! [`git::branch`] rules, the [`git::github`] API client). [`check`] runs the stages that only
+//! read; [`apply`] writes what they planned; [`run`] is one repository's whole run (check,
+//! refusals, review, writes, commit, push, pull request) as plain data in and out; [`fleet`]
+//! runs it per repository, [`lsp`] judges an editor's text, [`config`] reads `.ctfix.toml`.
+//! [`cli`] wires it to the command line (arguments, prompts, printing); the binary only calls
+//! that.
 //!
 //! ## Limitations
 //! - Edits are spliced into the original text, so nothing outside them changes; the inserted
@@ -25,32 +28,24 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod analyze;
-pub mod calls;
 pub mod cli;
 pub mod config;
-pub mod discover;
-pub mod explain;
 pub mod fix;
 pub mod fleet;
 pub mod git;
-pub mod key_check;
-pub mod key_choice;
-pub mod key_template;
+pub mod judge;
 pub mod lsp;
 pub mod model;
-pub mod module;
-pub mod parse;
-pub mod policy;
-pub mod pull_request;
-pub mod render;
-pub mod report;
-pub mod resolve;
+pub mod output;
+pub mod read;
 pub mod run;
-pub mod sarif;
-pub mod suppress;
-pub mod tfjson;
 pub mod write;
+
+// The stages keep their short paths (`crate::discover`, `ctfix::policy`, …).
+pub use fix::key_template;
+pub use judge::{analyze, key_check, key_choice, policy, resolve, suppress};
+pub use output::{explain, pull_request, render, report, sarif};
+pub use read::{calls, discover, module, parse, tfjson};
 
 /// Kept at its old path: `ctfix::vcs` is `ctfix::git::vcs`.
 pub use git::vcs;

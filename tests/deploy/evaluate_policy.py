@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A second, independent evaluator of KMS key policies for the deployment tests.
 
-ctfix judges key policies with its own evaluator (src/policy.rs); a bug shared by the policy
+ctfix judges key policies with its own evaluator (src/judge/policy.rs); a bug shared by the policy
 generator and that evaluator would pass both. This one is written apart from it, in another
 language, from AWS's documented evaluation logic for a single resource-based policy:
 

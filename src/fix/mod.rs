@@ -1,6 +1,8 @@
 //! Stage 4: turn a verdict into text edits. Edits are located with hcl-edit's spans and
 //! spliced into the original text, so every byte outside them stays as it was.
 
+pub mod key_template;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::path::{Path, PathBuf};

@@ -2,10 +2,10 @@
 //! Where the policy's statements come from is explained in that file.
 
 /// The template as shipped; everything after the `--- template ---` line is the block.
-const KEY_TEMPLATE: &str = include_str!("../templates/cloudtrail_kms_key.tf");
+const KEY_TEMPLATE: &str = include_str!("../../templates/cloudtrail_kms_key.tf");
 
 /// The policy-document statements ctfix adds to an `aws_iam_policy_document`.
-const DOCUMENT_TEMPLATE: &str = include_str!("../templates/cloudtrail_policy_statements.tf");
+const DOCUMENT_TEMPLATE: &str = include_str!("../../templates/cloudtrail_policy_statements.tf");
 
 /// Sids of the statements that let CloudTrail use a key.
 pub const CLOUDTRAIL_SIDS: [&str; 2] = [
