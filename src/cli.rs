@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
-use crate::model::{Applicability, FileError, Finding};
+use crate::model::{FileError, Finding};
 use crate::render::display_path;
 use crate::report::{write_change_diff, write_error, write_json, write_text, TextOptions};
 use crate::run::{AcceptAll, Accepted, ApplyOptions, CommitOptions, Mode, Reviewer, RunOptions};
@@ -387,7 +387,11 @@ pub fn run(
         out.write_all(crate::explain::CONTROL.as_bytes())?;
         return Ok(ExitStatus::Clean);
     }
-    let fleet = fleet_sources(args)?;
+    let fleet = crate::fleet::sources(
+        args.repos.as_deref(),
+        &args.paths,
+        args.commit || args.branch.is_some(),
+    )?;
     // A fleet run reads each repository's own `.ctfix.toml` (unless --config names one file
     // for all of them); a single run reads the nearest one of its paths.
     let found = match (&fleet, &args.config) {
@@ -414,28 +418,19 @@ pub fn run(
         }
     };
     // Flags override the file.
-    let unsafe_fixes =
-        args.unsafe_fixes || (!args.no_unsafe_fixes && config.unsafe_fixes == Some(true));
-    let fail_on_unknown =
-        args.fail_on_unknown || (!args.no_fail_on_unknown && config.fail_on_unknown == Some(true));
-    let exit_status = |report: &crate::Report| {
-        if fail_on_unknown {
-            ExitStatus::of_strict(report)
-        } else {
-            ExitStatus::of(report)
-        }
+    let unsafe_flag = crate::config::flag(args.unsafe_fixes, args.no_unsafe_fixes);
+    let fail_on_unknown = config.fail_on_unknown(crate::config::flag(
+        args.fail_on_unknown,
+        args.no_fail_on_unknown,
+    ));
+    let exit_status = |report: &crate::Report| ExitStatus::of_run(report, fail_on_unknown);
+    let mut settings = Settings {
+        paths: args.paths.clone(),
+        ..Settings::default()
     };
+    config.apply_to(&mut settings, unsafe_flag);
     let options = RunOptions {
-        settings: Settings {
-            paths: args.paths.clone(),
-            min_applicability: if unsafe_fixes {
-                Applicability::Unsafe
-            } else {
-                Applicability::Safe
-            },
-            key: config.key.clone(),
-            exclude: config.exclusions(),
-        },
+        settings,
         mode: match args.apply {
             false => Mode::Check,
             true => Mode::Apply(ApplyOptions {
@@ -521,26 +516,6 @@ pub fn find_config(args: &Args) -> Result<Option<crate::config::Config>, FileErr
     }
 }
 
-/// The repositories of a fleet run: those of `--repos`, or the paths' repositories when a
-/// commit is asked of paths in several. `None` for a single-repository run.
-fn fleet_sources(args: &Args) -> anyhow::Result<Option<Vec<crate::fleet::Source>>> {
-    if let Some(file) = &args.repos {
-        if args.paths != [PathBuf::from(".")] {
-            anyhow::bail!("--repos FILE lists the repositories; give no paths with it");
-        }
-        let sources = crate::fleet::read_repos_file(file)?;
-        if sources.is_empty() {
-            anyhow::bail!("{} lists no repositories", display_path(file));
-        }
-        return Ok(Some(sources));
-    }
-    if !(args.commit || args.branch.is_some()) || args.paths.len() < 2 {
-        return Ok(None);
-    }
-    let groups = crate::fleet::group_paths(&args.paths);
-    Ok((groups.len() > 1).then_some(groups))
-}
-
 /// Runs a fleet: the progress bar on a terminal, each repository's report, then the table.
 fn run_fleet(
     args: &Args,
@@ -574,11 +549,7 @@ fn run_fleet(
             .config
             .is_none()
             .then_some(crate::fleet::RepositoryConfig {
-                unsafe_fixes: match (args.unsafe_fixes, args.no_unsafe_fixes) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
+                unsafe_fixes: crate::config::flag(args.unsafe_fixes, args.no_unsafe_fixes),
             }),
     };
     crate::fleet::validate(&options)?;

@@ -33,6 +33,16 @@ use crate::model::FileError;
 /// The file's name.
 pub const FILE_NAME: &str = ".ctfix.toml";
 
+/// A command-line pair that overrides a setting of the file: `--x` is `Some(true)`, `--no-x`
+/// `Some(false)`, neither `None` (the file decides).
+pub fn flag(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// A loaded configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -49,6 +59,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Applies the file to `settings`, flags winning: its key options and exclusions, and
+    /// unsafe-fixes unless `unsafe_flag` (see [`flag`]) decides.
+    pub fn apply_to(&self, settings: &mut crate::Settings, unsafe_flag: Option<bool>) {
+        settings.key = self.key.clone();
+        settings.exclude = self.exclusions();
+        settings.min_applicability = if unsafe_flag.unwrap_or(self.unsafe_fixes == Some(true)) {
+            crate::Applicability::Unsafe
+        } else {
+            crate::Applicability::Safe
+        };
+    }
+
+    /// Whether unknown trails fail the run: `fail_flag` (see [`flag`]) over the file.
+    pub fn fail_on_unknown(&self, fail_flag: Option<bool>) -> bool {
+        fail_flag.unwrap_or(self.fail_on_unknown == Some(true))
+    }
+
     /// The exclusions, anchored at the file's directory; `None` when there are none.
     pub fn exclusions(&self) -> Option<Exclude> {
         if self.exclude.is_empty() {

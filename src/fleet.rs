@@ -292,15 +292,38 @@ fn repository_settings(
     let Some(config) = crate::config::find_for_paths(paths).map_err(|e| e.to_string())? else {
         return Ok(settings);
     };
-    settings.key = config.key.clone();
-    settings.exclude = config.exclusions();
-    if repository
-        .unsafe_fixes
-        .unwrap_or(config.unsafe_fixes == Some(true))
-    {
-        settings.min_applicability = crate::Applicability::Unsafe;
-    }
+    config.apply_to(&mut settings, repository.unsafe_fixes);
     Ok(settings)
+}
+
+/// The repositories of a fleet run: those `repos` lists (`--repos FILE`), or the
+/// repositories of `paths` when a commit is asked of paths in several. `None` for a
+/// single-repository run.
+pub fn sources(
+    repos: Option<&Path>,
+    paths: &[PathBuf],
+    committing: bool,
+) -> Result<Option<Vec<Source>>, FleetError> {
+    if let Some(file) = repos {
+        if paths != [PathBuf::from(".")] {
+            return Err(FleetError::Options(
+                "--repos FILE lists the repositories; give no paths with it".to_owned(),
+            ));
+        }
+        let sources = read_repos_file(file)?;
+        if sources.is_empty() {
+            return Err(FleetError::Options(format!(
+                "{} lists no repositories",
+                display_path(file)
+            )));
+        }
+        return Ok(Some(sources));
+    }
+    if !committing || paths.len() < 2 {
+        return Ok(None);
+    }
+    let groups = group_paths(paths);
+    Ok((groups.len() > 1).then_some(groups))
 }
 
 /// How each repository's report is printed (the table comes after, in text).

@@ -96,6 +96,16 @@ impl ExitStatus {
         }
     }
 
+    /// The status of a run: [`ExitStatus::of_strict`] with `fail_on_unknown`, else
+    /// [`ExitStatus::of`].
+    pub fn of_run(report: &Report, fail_on_unknown: bool) -> ExitStatus {
+        if fail_on_unknown {
+            ExitStatus::of_strict(report)
+        } else {
+            ExitStatus::of(report)
+        }
+    }
+
     /// The status a report implies under `--fail-on-unknown`: a trail ctfix could not
     /// decide counts as a finding, so a CI gate does not pass what nobody checked.
     pub fn of_strict(report: &Report) -> ExitStatus {
