@@ -474,15 +474,15 @@ fn check_module_selecting(
             Err(error) => report.errors.push(error),
         }
     }
-    if !selected.is_empty() && !module.unreadable.is_empty() {
+    let uncertain = module.uncertain();
+    if !selected.is_empty() && !uncertain.is_empty() {
         // What the unreadable files declare is unknown: a fix could collide with it.
         for finding in &mut report.findings {
             if let Some(fix) = finding.fix.as_mut().filter(|fix| fix.selected) {
                 fix.selected = false;
                 fix.note = Some(format!(
                     "not written: ctfix cannot read {} of this module, and a fix could clash with what it declares",
-                    module
-                        .unreadable
+                    uncertain
                         .iter()
                         .map(|p| render::display_path(p))
                         .collect::<Vec<_>>()
@@ -530,6 +530,8 @@ fn check_module_selecting(
             }
         }
     }
+    // Syntax errors met in files parsed only as far as the judgement read them.
+    report.errors.extend(module.late_errors());
     report
 }
 

@@ -538,6 +538,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_file_name_is_in_the_current_directory() {
+        assert_eq!(dir_of(Path::new("main.tf")), Path::new("."));
+        assert_eq!(dir_of(Path::new("m/main.tf")), Path::new("m"));
+    }
+
+    /// The re-read compares one byte more than expected: a file that grew between the
+    /// `stat` and the read is not taken for unchanged.
+    #[test]
+    fn a_file_that_grew_after_its_stat_is_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("main.tf");
+        let before = dir.path().join("before.tf");
+        std::fs::write(&path, b"abcX").unwrap();
+        std::fs::write(&before, b"abc").unwrap();
+        let stat_before_it_grew = std::fs::metadata(&before).unwrap();
+        let error = check_unchanged(&path, &stat_before_it_grew, b"abc").unwrap_err();
+        assert!(error.message.contains("changed"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_file_deleted_after_its_stat_is_reported_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = dir.path().join("before.tf");
+        std::fs::write(&before, b"abc").unwrap();
+        let stat = std::fs::metadata(&before).unwrap();
+        let error = check_unchanged(&dir.path().join("gone.tf"), &stat, b"abc").unwrap_err();
+        assert!(error.message.contains("was deleted"), "{}", error.message);
+    }
+
+    #[test]
     fn refuses_a_file_that_changed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("main.tf");

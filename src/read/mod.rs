@@ -4,5 +4,6 @@
 pub mod calls;
 pub mod discover;
 pub mod module;
+pub mod outline;
 pub mod parse;
 pub mod tfjson;

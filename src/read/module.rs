@@ -3,27 +3,224 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use hcl_edit::structure::{Block, Body};
 use hcl_edit::Span;
 
 use crate::discover::ModuleDir;
 use crate::model::FileError;
-use crate::parse::{parse_source, read_source, SourceFile};
+use crate::parse::{parse_source, parse_text, read_source, SourceFile};
+use crate::read::outline::{outline, Header};
 
 /// Text that stands in for files on disk, by path: the language server's open documents.
 pub type Overlay = std::collections::BTreeMap<PathBuf, String>;
 
-/// One `.tf` file of a module, parsed when it could be.
+/// The marker of a file that holds a trail: such files are parsed in full when read (their
+/// syntax errors are always reported); the others are outlined and parsed block by block, as
+/// the judgement reads them.
+const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
+
+/// One `.tf` file of a module.
 #[derive(Debug)]
 pub struct ModuleFile {
-    /// The text.
-    pub source: SourceFile,
-    /// The syntax tree; `None` when the file does not parse (the error is reported once).
-    pub body: Option<Body>,
+    /// The text (shared with the module a fix is verified on).
+    pub source: Arc<SourceFile>,
+    /// Its syntax, as far as it was needed (shared likewise).
+    parsed: Arc<Parsed>,
     /// Whether the user asked for this file to be checked and fixed.
     pub is_target: bool,
 }
+
+/// What ctfix knows of a file's syntax.
+#[derive(Debug)]
+enum Parsed {
+    /// Parsed in full; `None` when it does not parse (the error is reported once).
+    Whole(Option<Body>),
+    /// Outlined ([`crate::outline`]): each block is parsed the first time it is read.
+    Outlined(Outlined),
+}
+
+/// A file known by its outline, with the blocks parsed so far.
+#[derive(Debug)]
+struct Outlined {
+    headers: Vec<Header>,
+    /// Each block parsed on its own: `Some` when it parsed to exactly the outlined block.
+    blocks: Vec<OnceLock<Option<Body>>>,
+    /// The whole file parsed, once a block did not parse on its own.
+    whole: OnceLock<Whole>,
+}
+
+/// The whole parse of an outlined file.
+#[derive(Debug)]
+struct Whole {
+    /// The syntax tree, when the file parses and its blocks are the outlined ones.
+    body: Option<Body>,
+    /// Why not.
+    error: Option<FileError>,
+    /// Whether the parser's blocks differ from the outline's: what the module declares is
+    /// then not known for sure, and no fix of it is written.
+    inconsistent: bool,
+}
+
+impl Outlined {
+    fn new(text: &str) -> Option<Outlined> {
+        let headers = outline(text)?;
+        let blocks = headers.iter().map(|_| OnceLock::new()).collect();
+        Some(Outlined {
+            headers,
+            blocks,
+            whole: OnceLock::new(),
+        })
+    }
+
+    /// Block `index`, parsed on its own (or from the whole file when it does not parse on
+    /// its own); `None` when it does not parse.
+    fn block(&self, source: &SourceFile, index: usize) -> Option<&Block> {
+        if let Some(whole) = self.whole.get() {
+            return whole_block(whole, index);
+        }
+        let header = self.headers.get(index)?;
+        let alone = self.blocks[index].get_or_init(|| parse_alone(source, header));
+        match alone {
+            Some(body) => body.get(0).and_then(|s| s.as_block()),
+            None => whole_block(self.parse_whole(source), index),
+        }
+    }
+
+    fn parse_whole(&self, source: &SourceFile) -> &Whole {
+        self.whole.get_or_init(|| match parse_source(source) {
+            Err(error) => Whole {
+                body: None,
+                error: Some(error),
+                inconsistent: false,
+            },
+            Ok(body) => {
+                if headers_of(&body).as_deref() == Some(self.headers.as_slice()) {
+                    Whole {
+                        body: Some(body),
+                        error: None,
+                        inconsistent: false,
+                    }
+                } else {
+                    Whole {
+                        body: None,
+                        error: Some(FileError::new(
+                            &source.path,
+                            "internal error: ctfix read this file's blocks two ways and got different answers, so it fixes nothing in this module (please report this)",
+                        )),
+                        inconsistent: true,
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn whole_block(whole: &Whole, index: usize) -> Option<&Block> {
+    whole.body.as_ref()?.get(index)?.as_block()
+}
+
+/// The top-level blocks of a parsed file as an outline; `None` if it holds anything else.
+fn headers_of(body: &Body) -> Option<Vec<Header>> {
+    body.iter()
+        .map(|structure| {
+            let block = structure.as_block()?;
+            Some(Header {
+                ident: block.ident.as_str().to_owned(),
+                labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
+                span: block.span()?,
+            })
+        })
+        .collect()
+}
+
+/// The outlined block parsed on its own: the text before it blanked (its lines and byte
+/// offsets kept, so spans and positions are the file's), the text after it left out. `None`
+/// unless the parser finds exactly that block there.
+fn parse_alone(source: &SourceFile, header: &Header) -> Option<Body> {
+    let text = &source.text;
+    let start = header.span.start;
+    let before = &text.as_bytes()[..start];
+    let newlines = memchr::memchr_iter(b'\n', before).count();
+    let column = before.len() - memchr::memrchr(b'\n', before).map_or(0, |n| n + 1);
+    let mut alone = String::with_capacity(header.span.end);
+    alone.extend(std::iter::repeat_n(' ', start - newlines - column));
+    alone.extend(std::iter::repeat_n('\n', newlines));
+    alone.extend(std::iter::repeat_n(' ', column));
+    alone.push_str(text.get(header.span.clone())?);
+    let body = parse_text(&source.path, &alone).ok()?;
+    let parsed = headers_of(&body)?;
+    (parsed.as_slice() == std::slice::from_ref(header)).then_some(body)
+}
+
+impl ModuleFile {
+    /// Reads `source` as ctfix does: in full when it holds a trail or cannot be outlined.
+    fn new(
+        source: SourceFile,
+        is_target: bool,
+        errors: &mut Vec<FileError>,
+        declared: &mut Declared,
+    ) -> ModuleFile {
+        let outlined = memchr::memmem::find(source.text.as_bytes(), TRAIL_MARKER)
+            .is_none()
+            .then(|| Outlined::new(&source.text))
+            .flatten();
+        let parsed = match outlined {
+            Some(outlined) => Parsed::Outlined(outlined),
+            None => Parsed::Whole(match parse_source(&source) {
+                Ok(body) => Some(body),
+                Err(error) => {
+                    scan_declarations(&source.text, declared);
+                    if is_target {
+                        errors.push(error);
+                    }
+                    None
+                }
+            }),
+        };
+        ModuleFile {
+            source: Arc::new(source),
+            parsed: Arc::new(parsed),
+            is_target,
+        }
+    }
+
+    /// The same text parsed in full (a fixed file, which is verified whole).
+    fn whole(source: SourceFile, is_target: bool, errors: &mut Vec<FileError>) -> ModuleFile {
+        let body = match parse_source(&source) {
+            Ok(body) => Some(body),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        };
+        ModuleFile {
+            source: Arc::new(source),
+            parsed: Arc::new(Parsed::Whole(body)),
+            is_target,
+        }
+    }
+
+    /// Top-level block `index`, when it parses.
+    fn block(&self, index: usize) -> Option<&Block> {
+        match &*self.parsed {
+            Parsed::Whole(body) => body.as_ref()?.get(index)?.as_block(),
+            Parsed::Outlined(outlined) => outlined.block(&self.source, index),
+        }
+    }
+
+    /// The parse error or inconsistency found while reading blocks on demand.
+    fn late_error(&self) -> Option<&Whole> {
+        match &*self.parsed {
+            Parsed::Whole(_) => None,
+            Parsed::Outlined(outlined) => outlined.whole.get().filter(|w| w.error.is_some()),
+        }
+    }
+}
+
+/// `(block type, first label, second label)` of every declaration.
+type Declared = BTreeSet<(String, String, String)>;
 
 /// A parsed module.
 #[derive(Debug)]
@@ -98,21 +295,12 @@ impl Module {
                     continue;
                 }
             };
-            let body = match parse_source(&source) {
-                Ok(body) => Some(body),
-                Err(error) => {
-                    scan_declarations(&source.text, &mut declared);
-                    if is_target {
-                        errors.push(error);
-                    }
-                    None
-                }
-            };
-            files.push(ModuleFile {
+            files.push(ModuleFile::new(
                 source,
-                body,
                 is_target,
-            });
+                &mut errors,
+                &mut declared,
+            ));
         }
         for path in &dir.json_files {
             if let Ok(bytes) = std::fs::read(path) {
@@ -139,19 +327,11 @@ impl Module {
         let files = sources
             .into_iter()
             .map(|source| {
-                let body = match parse_source(&source) {
-                    Ok(body) => Some(body),
-                    Err(error) => {
-                        scan_declarations(&source.text, &mut declared);
-                        errors.push(error);
-                        None
-                    }
-                };
-                ModuleFile {
-                    source,
-                    body,
-                    is_target: true,
+                let file = ModuleFile::whole(source, true, &mut errors);
+                if matches!(*file.parsed, Parsed::Whole(None)) {
+                    scan_declarations(&file.source.text, &mut declared);
                 }
+                file
             })
             .collect();
         let mut module = Module {
@@ -178,28 +358,18 @@ impl Module {
             .enumerate()
             .map(|(index, file)| match changed.get(&index) {
                 None => ModuleFile {
-                    source: file.source.clone(),
-                    body: file.body.clone(),
+                    source: Arc::clone(&file.source),
+                    parsed: Arc::clone(&file.parsed),
                     is_target: file.is_target,
                 },
-                Some(text) => {
-                    let source = SourceFile {
+                Some(text) => ModuleFile::whole(
+                    SourceFile {
                         text: text.clone(),
-                        ..file.source.clone()
-                    };
-                    let body = match parse_source(&source) {
-                        Ok(body) => Some(body),
-                        Err(error) => {
-                            errors.push(error);
-                            None
-                        }
-                    };
-                    ModuleFile {
-                        source,
-                        body,
-                        is_target: file.is_target,
-                    }
-                }
+                        ..(*file.source).clone()
+                    },
+                    file.is_target,
+                    &mut errors,
+                ),
             })
             .collect();
         // Declarations of unreadable and JSON files carry over; parsed ones are re-indexed.
@@ -219,18 +389,56 @@ impl Module {
     }
 
     fn index_declarations(&mut self) {
+        let mut add = |ident: &str, labels: &mut dyn Iterator<Item = &str>| {
+            if let Some(first) = labels.next() {
+                let second = labels.next().unwrap_or_default();
+                self.declared
+                    .insert((ident.to_owned(), first.to_owned(), second.to_owned()));
+            }
+        };
         for file in &self.files {
-            let Some(body) = &file.body else { continue };
-            for block in body.blocks() {
-                let ident = block.ident.as_str();
-                let first = block.labels.first().map(|l| l.as_str().to_owned());
-                let second = block.labels.get(1).map(|l| l.as_str().to_owned());
-                if let Some(first) = first {
-                    self.declared
-                        .insert((ident.to_owned(), first, second.unwrap_or_default()));
+            match &*file.parsed {
+                Parsed::Whole(None) => {}
+                Parsed::Whole(Some(body)) => {
+                    for block in body.blocks() {
+                        add(
+                            block.ident.as_str(),
+                            &mut block.labels.iter().map(|l| l.as_str()),
+                        );
+                    }
+                }
+                Parsed::Outlined(outlined) => {
+                    for header in &outlined.headers {
+                        add(&header.ident, &mut header.labels.iter().map(String::as_str));
+                    }
                 }
             }
         }
+    }
+
+    /// Parse errors found while reading blocks on demand (after [`Module::errors`], which
+    /// holds those found when the module was read), for the target files.
+    pub fn late_errors(&self) -> Vec<FileError> {
+        self.files
+            .iter()
+            .filter_map(|file| {
+                let whole = file.late_error()?;
+                (file.is_target || whole.inconsistent).then(|| whole.error.clone())?
+            })
+            .collect()
+    }
+
+    /// Files whose declarations are not known for sure: unreadable ones, and any whose
+    /// blocks the parser and the outline disagree on. No fix of the module can be trusted.
+    pub fn uncertain(&self) -> Vec<PathBuf> {
+        let mut out = self.unreadable.clone();
+        out.extend(
+            self.files
+                .iter()
+                .filter(|f| f.late_error().is_some_and(|w| w.inconsistent))
+                .map(|f| f.source.path.clone()),
+        );
+        out
     }
 
     /// Whether `block_type "first" "second"` is declared anywhere in the module.
@@ -239,45 +447,61 @@ impl Module {
             .contains(&(block_type.to_owned(), first.to_owned(), second.to_owned()))
     }
 
-    /// The block a reference points at.
+    /// The block a reference points at ([`Module::find_blocks`] yields only blocks that
+    /// parse).
     pub fn block(&self, at: BlockRef) -> &Block {
         self.files[at.file]
-            .body
-            .as_ref()
-            .and_then(|body| body.get(at.index))
-            .and_then(|structure| structure.as_block())
+            .block(at.index)
             .expect("BlockRef points at a block")
     }
 
-    /// Every top-level block with this identifier and these labels (`None` matches any label).
+    /// Every top-level block with this identifier and these labels (`None` matches any label)
+    /// that parses. Outlined files are matched by their outline and only the matching blocks
+    /// parsed.
     pub fn find_blocks<'a>(
         &'a self,
         ident: &'a str,
         first: Option<&'a str>,
         second: Option<&'a str>,
     ) -> impl Iterator<Item = BlockRef> + 'a {
+        let matches = move |block_ident: &str, label0: Option<&str>, label1: Option<&str>| {
+            block_ident == ident
+                && first.is_none_or(|f| label0 == Some(f))
+                && second.is_none_or(|s| label1 == Some(s))
+        };
         self.files
             .iter()
             .enumerate()
             .flat_map(move |(file_index, file)| {
-                file.body.iter().flat_map(move |body| {
-                    body.iter()
+                let candidates: Vec<usize> = match &*file.parsed {
+                    Parsed::Whole(None) => Vec::new(),
+                    Parsed::Whole(Some(body)) => body
+                        .iter()
                         .enumerate()
-                        .filter_map(move |(index, structure)| {
+                        .filter_map(|(index, structure)| {
                             let block = structure.as_block()?;
-                            let matches = block.ident.as_str() == ident
-                                && first.is_none_or(|f| {
-                                    block.labels.first().map(|l| l.as_str()) == Some(f)
-                                })
-                                && second.is_none_or(|s| {
-                                    block.labels.get(1).map(|l| l.as_str()) == Some(s)
-                                });
-                            matches.then_some(BlockRef {
-                                file: file_index,
-                                index,
-                            })
+                            let label = |i: usize| block.labels.get(i).map(|l| l.as_str());
+                            matches(block.ident.as_str(), label(0), label(1)).then_some(index)
                         })
-                })
+                        .collect(),
+                    Parsed::Outlined(outlined) => outlined
+                        .headers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, h)| {
+                            let label = |i: usize| h.labels.get(i).map(String::as_str);
+                            matches(&h.ident, label(0), label(1))
+                        })
+                        .map(|(index, _)| index)
+                        .collect(),
+                };
+                candidates
+                    .into_iter()
+                    .filter(move |&index| file.block(index).is_some())
+                    .map(move |index| BlockRef {
+                        file: file_index,
+                        index,
+                    })
             })
     }
 

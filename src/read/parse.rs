@@ -139,29 +139,34 @@ pub fn parse_deadline(len: usize) -> Duration {
 /// one wins) but a syntax error for hcl-edit; such files are parsed as described at
 /// [`parse_allowing_duplicate_keys`]. `source.text` itself is never changed.
 pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
-    if source.text.len() > MAX_PARSE_SIZE {
+    parse_text(&source.path, &source.text)
+}
+
+/// [`parse_source`] of `text` read from `path` (a part of a file, blanked around it:
+/// [`crate::module`] parses blocks on their own).
+pub fn parse_text(path: &Path, text: &str) -> Result<Body, FileError> {
+    if text.len() > MAX_PARSE_SIZE {
         return Err(FileError::new(
-            &source.path,
+            path,
             format!(
                 "is {:.1} MiB; ctfix does not parse Terraform files over {} MiB (their syntax tree takes ~30 times the file's size in memory) and leaves it untouched (fix any trail in it by hand, or split the file)",
-                source.text.len() as f64 / f64::from(1 << 20),
+                text.len() as f64 / f64::from(1 << 20),
                 MAX_PARSE_SIZE >> 20
             ),
         ));
     }
-    let deadline = parse_deadline(source.text.len());
-    match parse_allowing_duplicate_keys(&source.text, Instant::now() + deadline) {
+    let deadline = parse_deadline(text.len());
+    match parse_allowing_duplicate_keys(&text, Instant::now() + deadline) {
         Ok(body) => Ok(body),
         Err(Failure::Syntax(error)) => {
             let location = error.location();
             // The error may come from a copy with renamed keys: show the original line.
-            let line = source
-                .text
+            let line = text
                 .split('\n')
                 .nth(location.line().saturating_sub(1))
                 .unwrap_or_default();
             Err(FileError::at(
-                &source.path,
+                path,
                 location.line(),
                 location.column(),
                 format!(
@@ -172,7 +177,7 @@ pub fn parse_source(source: &SourceFile) -> Result<Body, FileError> {
             ))
         }
         Err(Failure::TooSlow) => Err(FileError::new(
-            &source.path,
+            path,
             format!(
                 "cannot parse HCL: the parser gave no answer within {} s, which happens on some malformed input (such as unclosed `{{` mixed with operators); ctfix leaves this file untouched (check its syntax with `terraform fmt -check`)",
                 deadline.as_secs()
