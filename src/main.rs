@@ -40,10 +40,26 @@ fn main() -> ExitCode {
     args.color.write_global();
     let stdout = anstream::stdout();
     let stderr = anstream::stderr();
-    let mut out = ctfix::cli::IgnoreBrokenPipe::new(stdout.lock());
+    // Standard output is line-buffered: a write per line of the diffs and reports. Into a
+    // file or pipe (CI, scripts, bots) it is written in large blocks instead (under the
+    // colour stripping, which writes piece by piece); on a terminal, where ctfix may prompt,
+    // each line still shows at once.
+    let mut out: ctfix::cli::IgnoreBrokenPipe<Box<dyn std::io::Write>> =
+        ctfix::cli::IgnoreBrokenPipe::new(
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                Box::new(stdout.lock())
+            } else {
+                let choice = anstream::AutoStream::choice(&std::io::stdout());
+                let buffered: Box<dyn std::io::Write> = Box::new(
+                    std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
+                );
+                Box::new(anstream::AutoStream::new(buffered, choice))
+            },
+        );
     let mut err = stderr.lock();
     let mut prompter = ctfix::cli::TerminalPrompter;
     let outcome = ctfix::cli::run(&args, &mut out, &mut err, &mut prompter);
+    let outcome = outcome.and_then(|status| Ok(std::io::Write::flush(&mut out).map(|()| status)?));
     // Interrupted (Ctrl-C at a prompt, or a signal that backed out every write) before any
     // file was written: 130, as if the handler had stopped the run.
     if ctfix::write::interrupted() && ctfix::write::files_written() == 0 {

@@ -330,6 +330,7 @@ fn file_deleted_between_discovery_and_reading_is_an_error() {
         files: vec![gone.clone(), present.clone()],
         json_files: Vec::new(),
         targets: [gone.clone(), present.clone()].into_iter().collect(),
+        dot_terraform: None,
     };
     let report = ctfix::check_module(&module, &ctfix::Settings::default());
     let error = report

@@ -284,7 +284,8 @@ impl Relevance {
         let candidates: BTreeMap<PathBuf, (ModuleDir, Vec<String>)> = candidates
             .into_iter()
             .map(|(dir, sources)| {
-                downloaded_trail = downloaded_trail || downloaded_holds_trail(&dir.dir);
+                downloaded_trail = downloaded_trail
+                    || (dir.dot_terraform != Some(false) && downloaded_holds_trail(&dir.dir));
                 (canonical(&dir.dir), (dir, sources))
             })
             .collect();

@@ -23,6 +23,9 @@ pub struct ModuleDir {
     /// The files to check and fix (all of `files` and `json_files` when the directory was
     /// walked; only the named ones when files were named on the command line).
     pub targets: BTreeSet<PathBuf>,
+    /// Whether the directory holds `.terraform/` (downloaded modules), when the walk saw its
+    /// entries (`None`: not known, look). Spares a failed `open` per calling module.
+    pub dot_terraform: Option<bool>,
 }
 
 /// What the walk found.
@@ -225,6 +228,7 @@ fn walk_dir<'s>(
         Err(error) => return record_error(&dir, error),
     };
     let mut module: Option<ModuleDir> = None;
+    let mut dot_terraform = false;
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -242,6 +246,9 @@ fn walk_dir<'s>(
                 continue;
             }
         };
+        if entry.file_name() == ".terraform" {
+            dot_terraform = true;
+        }
         if file_type.is_dir() {
             if !entry.file_name().to_str().is_some_and(is_skipped_dir) {
                 scope.spawn(move |scope| walk_dir(scope, path, visit, errors));
@@ -275,6 +282,7 @@ fn walk_dir<'s>(
     if let Some(mut module) = module {
         module.files.sort();
         module.json_files.sort();
+        module.dot_terraform = Some(dot_terraform);
         visit(module);
     }
 }

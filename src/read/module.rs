@@ -316,7 +316,7 @@ impl Module {
             errors,
             unreadable,
         };
-        module.index_declarations();
+        module.index_declarations(|_| true);
         module
     }
 
@@ -342,7 +342,7 @@ impl Module {
             errors,
             unreadable: Vec::new(),
         };
-        module.index_declarations();
+        module.index_declarations(|_| true);
         module
     }
 
@@ -372,7 +372,8 @@ impl Module {
                 ),
             })
             .collect();
-        // Declarations of unreadable and JSON files carry over; parsed ones are re-indexed.
+        // What the module declared carries over (a fix only adds); the changed files are
+        // indexed again below.
         for entry in &self.declared {
             declared.insert(entry.clone());
         }
@@ -384,11 +385,12 @@ impl Module {
             errors,
             unreadable: self.unreadable.clone(),
         };
-        module.index_declarations();
+        module.index_declarations(|index| changed.contains_key(&index));
         module
     }
 
-    fn index_declarations(&mut self) {
+    /// Adds the declarations of the files `which` selects (by index) to [`Module::declared`].
+    fn index_declarations(&mut self, which: impl Fn(usize) -> bool) {
         let mut add = |ident: &str, labels: &mut dyn Iterator<Item = &str>| {
             if let Some(first) = labels.next() {
                 let second = labels.next().unwrap_or_default();
@@ -396,7 +398,7 @@ impl Module {
                     .insert((ident.to_owned(), first.to_owned(), second.to_owned()));
             }
         };
-        for file in &self.files {
+        for (_, file) in self.files.iter().enumerate().filter(|(i, _)| which(*i)) {
             match &*file.parsed {
                 Parsed::Whole(None) => {}
                 Parsed::Whole(Some(body)) => {

@@ -149,14 +149,38 @@ enum Context {
     Quoted,
 }
 
+/// The bytes that can change the state of [`body_end`] in code and in a quoted string.
+static CODE_SPECIAL: [bool; 256] = byte_set(b"\"{}#/<");
+static QUOTED_SPECIAL: [bool; 256] = byte_set(b"\"\\\n$%");
+
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
+}
+
 /// The index of the `}` closing a block body that starts at `i` (just past its `{`).
 fn body_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     // Each entry is a context; `Code` entries are opened by `{` (a block body, an object, a
     // template's `${` / `%{`), `Quoted` ones by `"`.
     let mut stack = vec![Context::Code];
     loop {
-        let &byte = bytes.get(i)?;
-        match stack.last()? {
+        let context = *stack.last()?;
+        // Straight to the next byte that can change the state.
+        let special = match context {
+            Context::Code => &CODE_SPECIAL,
+            Context::Quoted => &QUOTED_SPECIAL,
+        };
+        i += bytes
+            .get(i..)?
+            .iter()
+            .position(|&b| special[usize::from(b)])?;
+        let byte = bytes[i];
+        match context {
             Context::Code => match byte {
                 b'"' => stack.push(Context::Quoted),
                 b'{' => stack.push(Context::Code),

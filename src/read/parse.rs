@@ -156,7 +156,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Body, FileError> {
         ));
     }
     let deadline = parse_deadline(text.len());
-    match parse_allowing_duplicate_keys(&text, Instant::now() + deadline) {
+    match parse_allowing_duplicate_keys(text, Instant::now() + deadline) {
         Ok(body) => Ok(body),
         Err(Failure::Syntax(error)) => {
             let location = error.location();

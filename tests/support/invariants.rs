@@ -83,6 +83,7 @@ fn check_file(bytes: &[u8], min_applicability: Applicability) -> Report {
         files: vec![path.clone()],
         json_files: Vec::new(),
         targets: [path].into_iter().collect(),
+        dot_terraform: None,
     };
     let settings = Settings {
         paths: vec![scratch.0.clone()],
