@@ -621,6 +621,92 @@ fn scan_json_declarations(bytes: &[u8], declared: &mut BTreeSet<(String, String,
 mod tests {
     use super::*;
 
+    fn module_of(files: &[(&str, &str)]) -> (tempfile::TempDir, Module) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = ModuleDir {
+            dir: tmp.path().to_path_buf(),
+            ..ModuleDir::default()
+        };
+        for (name, text) in files {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            dir.files.push(path.clone());
+            dir.targets.insert(path);
+        }
+        let module = Module::load(&dir);
+        (tmp, module)
+    }
+
+    const TRAIL: &str =
+        "resource \"aws_cloudtrail\" \"t\" {\n  kms_key_id = aws_kms_key.k.arn\n}\n";
+
+    #[test]
+    fn files_without_a_trail_are_outlined_and_parsed_block_by_block() {
+        let (_tmp, module) = module_of(&[
+            ("a.tf", TRAIL),
+            (
+                "b.tf",
+                "resource \"aws_s3_bucket\" \"b\" {\n  bucket = \"x\"\n}\n\nresource \"aws_kms_key\" \"k\" {\n  description = \"k\"\n}\n",
+            ),
+        ]);
+        assert!(matches!(*module.files[0].parsed, Parsed::Whole(Some(_))));
+        let Parsed::Outlined(outlined) = &*module.files[1].parsed else {
+            panic!("b.tf is outlined");
+        };
+        assert!(module.is_declared("resource", "aws_s3_bucket", "b"));
+        let key = module
+            .find_blocks("resource", Some("aws_kms_key"), Some("k"))
+            .next()
+            .unwrap();
+        assert_eq!(key, BlockRef { file: 1, index: 1 });
+        // Only the block read was parsed, and its spans are the file's.
+        assert!(outlined.blocks[0].get().is_none());
+        let attr = module.block(key).body.get_attribute("description").unwrap();
+        assert_eq!(module.text_of(1, &attr.value), Some("\"k\""));
+        assert!(module.late_errors().is_empty());
+        assert!(module.uncertain().is_empty());
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_block_read_is_reported_with_its_line() {
+        let (_tmp, module) = module_of(&[
+            ("a.tf", TRAIL),
+            (
+                "b.tf",
+                "resource \"aws_s3_bucket\" \"b\" {}\n\nresource \"aws_kms_key\" \"k\" {\n  description = \n}\n",
+            ),
+        ]);
+        assert_eq!(
+            module
+                .find_blocks("resource", Some("aws_kms_key"), None)
+                .count(),
+            0,
+            "a block that does not parse is not used"
+        );
+        let errors = module.late_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].path.ends_with("b.tf"));
+        assert_eq!(errors[0].line, Some(4), "{:?}", errors[0]);
+        assert!(module.uncertain().is_empty());
+    }
+
+    #[test]
+    fn an_outline_the_parser_disagrees_with_makes_the_module_uncertain() {
+        let source = SourceFile::from_bytes("x.tf", b"locals {\n  a = 1\n}\n".to_vec()).unwrap();
+        let outlined = Outlined {
+            headers: vec![Header {
+                ident: "locals".into(),
+                labels: vec!["wrong".into()],
+                span: 0..19,
+            }],
+            blocks: vec![OnceLock::new()],
+            whole: OnceLock::new(),
+        };
+        assert!(outlined.block(&source, 0).is_none());
+        let whole = outlined.whole.get().expect("the whole file was parsed");
+        assert!(whole.inconsistent && whole.body.is_none());
+    }
+
     #[test]
     fn declarations_in_broken_files_are_seen() {
         let mut declared = BTreeSet::new();
