@@ -585,3 +585,28 @@ fn one_commit_run_over_several_repositories() {
         .unwrap();
     assert_several_repositories_outcome(&output, &first, &second);
 }
+
+/// The guard reads each repository's status once for all the files to change: only the
+/// files with uncommitted work are named, and ignored files count as clean.
+#[test]
+fn the_guard_names_exactly_the_files_with_uncommitted_work() {
+    let repo = Repo::new();
+    std::fs::write(repo.root.join(".gitignore"), "scratch/\n").unwrap();
+    repo.git(&["add", ".gitignore"]);
+    repo.git(&["commit", "-q", "-m", "ignore scratch"]);
+    write_trail_module(&repo.root.join("scratch"), "scratch");
+    let file = repo.root.join("live/prod/cloudtrail.tf");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n# not committed\n");
+    std::fs::write(&file, &text).unwrap();
+    let stderr = repo.assert_refused(&["--apply", "--yes", "."], "live/prod/cloudtrail.tf");
+    assert!(!stderr.contains("scratch"), "{stderr}");
+    assert!(!stderr.contains("live/staging"), "{stderr}");
+    // Committed: the ignored module is fixed with the others.
+    repo.git(&["commit", "-q", "-am", "a comment"]);
+    let output = repo.ctfix(&["--apply", "--yes", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(std::fs::read_to_string(repo.root.join("scratch/main.tf"))
+        .unwrap()
+        .contains("kms_key_id"));
+}

@@ -9,7 +9,7 @@
 //! The commit is built from `HEAD`'s tree plus the written files, never from the index, so
 //! whatever else the user has staged stays staged and out of ctfix's commit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use git2::{BranchType, Repository, Status as GitStatus};
@@ -76,62 +76,127 @@ pub(crate) struct Tracked {
     relative: String,
 }
 
-/// Finds the repository around `path` (a file); `None` outside any repository.
-fn locate(path: &Path) -> Result<Option<(Repository, Tracked)>, VcsError> {
-    let absolute = std::fs::canonicalize(path).map_err(|error| {
-        VcsError::Refused(format!(
-            "{}: cannot resolve the path: {error}",
-            crate::render::display_path(path)
-        ))
-    })?;
-    let Some(dir) = absolute.parent() else {
-        return Ok(None);
-    };
-    let repo = match Repository::discover(dir) {
-        Ok(repo) => repo,
-        Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(VcsError::Git {
-                action: format!("opening the repository around {}", dir.display()),
-                source,
-            })
-        }
-    };
-    let Some(workdir) = repo.workdir() else {
-        return Ok(None);
-    };
-    let root = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
-    let Ok(inside) = absolute.strip_prefix(&root) else {
-        return Ok(None);
-    };
-    let relative = inside
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/");
-    Ok(Some((repo, Tracked { root, relative })))
+/// Finds the repositories around files, opening each repository once: opening one reads its
+/// configuration and index, which per file made `--apply` inside a repository slower than
+/// all the rest of the run (1,000 fixed files: 1.4 s against 0.5 s outside one).
+#[derive(Default)]
+struct Locator {
+    /// Each repository met: its git directory, the repository and its canonical working
+    /// directory (`None` when bare).
+    repos: Vec<(PathBuf, Repository, Option<PathBuf>)>,
 }
 
-/// Whether git has the file exactly as it is on disk (ignored files count as clean: git does
-/// not look after them either way).
-fn is_clean(repo: &Repository, relative: &str) -> Result<bool, VcsError> {
-    let status = repo
-        .status_file(Path::new(relative))
-        .doing(format!("reading the status of {relative}"))?;
-    Ok(status.is_empty() || status.contains(GitStatus::IGNORED))
+impl Locator {
+    /// The repository around `path` (a file), by index into `repos`, and the file's place in
+    /// it; `None` outside any repository.
+    fn locate(&mut self, path: &Path) -> Result<Option<(usize, Tracked)>, VcsError> {
+        let absolute = std::fs::canonicalize(path).map_err(|error| {
+            VcsError::Refused(format!(
+                "{}: cannot resolve the path: {error}",
+                crate::render::display_path(path)
+            ))
+        })?;
+        let Some(dir) = absolute.parent() else {
+            return Ok(None);
+        };
+        let gitdir = match Repository::discover_path(dir, std::iter::empty::<&Path>()) {
+            Ok(gitdir) => gitdir,
+            Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(VcsError::Git {
+                    action: format!("opening the repository around {}", dir.display()),
+                    source,
+                })
+            }
+        };
+        let index = match self.repos.iter().position(|(known, ..)| *known == gitdir) {
+            Some(index) => index,
+            None => {
+                let repo = Repository::open(&gitdir)
+                    .doing(format!("opening the repository around {}", dir.display()))?;
+                let root = repo
+                    .workdir()
+                    .map(|w| std::fs::canonicalize(w).unwrap_or_else(|_| w.to_path_buf()));
+                self.repos.push((gitdir, repo, root));
+                self.repos.len() - 1
+            }
+        };
+        let Some(root) = &self.repos[index].2 else {
+            return Ok(None);
+        };
+        let Ok(inside) = absolute.strip_prefix(root) else {
+            return Ok(None);
+        };
+        let relative = inside
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        Ok(Some((
+            index,
+            Tracked {
+                root: root.clone(),
+                relative,
+            },
+        )))
+    }
+
+    fn repo(&self, index: usize) -> &Repository {
+        &self.repos[index].1
+    }
+
+    /// Takes repository `index` out (the others stay).
+    fn take(mut self, index: usize) -> Repository {
+        self.repos.swap_remove(index).1
+    }
 }
 
 /// The files among `paths` that hold uncommitted work: modified, staged, untracked or in
 /// conflict. Files outside any git repository are not listed (there is nothing to lose to a
-/// commit there).
+/// commit there), nor are ignored files (git does not look after them either way).
 pub fn uncommitted(paths: &[&Path]) -> Result<Vec<PathBuf>, VcsError> {
-    let mut dirty = Vec::new();
+    // Each repository's files are looked up in one status pass (as a list of exact paths,
+    // which libgit2 searches by bisection): a pass per file walked the file's directory again
+    // each time.
+    let mut locator = Locator::default();
+    let mut by_repo: BTreeMap<usize, Vec<(PathBuf, String)>> = BTreeMap::new();
     for path in paths {
-        if let Some((repo, tracked)) = locate(path)? {
-            if !is_clean(&repo, &tracked.relative)? {
-                dirty.push(path.to_path_buf());
-            }
+        if let Some((repo, tracked)) = locator.locate(path)? {
+            by_repo
+                .entry(repo)
+                .or_default()
+                .push((path.to_path_buf(), tracked.relative));
         }
+    }
+    let mut dirty = Vec::new();
+    for (repo, files) in by_repo {
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .disable_pathspec_match(true);
+        for (_, relative) in &files {
+            options.pathspec(relative);
+        }
+        let statuses = locator
+            .repo(repo)
+            .statuses(Some(&mut options))
+            .doing("reading the status of the files to change")?;
+        let changed: BTreeSet<String> = statuses
+            .iter()
+            .filter(|entry| {
+                let status = entry.status();
+                !status.is_empty() && !status.contains(GitStatus::IGNORED)
+            })
+            .filter_map(|entry| entry.path().map(str::to_owned))
+            .collect();
+        dirty.extend(
+            files
+                .into_iter()
+                .filter(|(_, relative)| changed.contains(relative.as_str()))
+                .map(|(path, _)| path),
+        );
     }
     Ok(dirty)
 }
@@ -206,12 +271,14 @@ fn prepare(
     let mut files = Vec::new();
     let mut dirty = Vec::new();
     let mut repository = None;
+    let mut locator = Locator::default();
     for path in paths {
-        let Some((repo, tracked)) = locate(path)? else {
+        let Some((index, tracked)) = locator.locate(path)? else {
             return Err(VcsError::NotARepository {
                 path: path.to_path_buf(),
             });
         };
+        let repo = locator.repo(index);
         let status = repo
             .status_file(Path::new(&tracked.relative))
             .doing(format!("reading the status of {}", tracked.relative))?;
@@ -224,7 +291,7 @@ fn prepare(
         if !status.is_empty() {
             dirty.push(path.to_path_buf());
         }
-        if let Some(filter) = configured_filter(&repo, &tracked.relative)? {
+        if let Some(filter) = configured_filter(repo, &tracked.relative)? {
             // libgit2 runs only its built-in filters (line endings, ident): a commit made
             // without this one would hold what the filter keeps out (git-crypt: plain text).
             return Err(VcsError::Refused(format!(
@@ -234,8 +301,9 @@ fn prepare(
         }
         roots.insert(tracked.root.clone());
         files.push((path.to_path_buf(), tracked.relative));
-        repository.get_or_insert(repo);
+        repository.get_or_insert(index);
     }
+    let repository = repository.map(|index| locator.take(index));
     if roots.len() > 1 {
         return Err(VcsError::SeveralRepositories {
             roots: roots.into_iter().collect(),
