@@ -1555,6 +1555,21 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_label_takes_the_first_free_number() {
+        let source = crate::parse::SourceFile::from_bytes(
+            "m.tf",
+            b"resource \"aws_kms_key\" \"k\" {}\nresource \"aws_kms_key\" \"k_2\" {}\n".to_vec(),
+        )
+        .unwrap();
+        let module = Module::from_sources(std::path::Path::new("."), vec![source]);
+        let mut planner = FixPlanner::new(&module);
+        assert_eq!(planner.claim_label("resource", "aws_kms_key", "k"), "k_3");
+        assert_eq!(planner.claim_label("resource", "aws_kms_key", "k"), "k_4");
+        assert_eq!(planner.claim_label("resource", "aws_kms_key", "j"), "j");
+        assert_eq!(planner.claim_label("data", "aws_kms_key", "k"), "k");
+    }
+
+    #[test]
     fn labels_read_well() {
         assert_eq!(key_label_base("main"), "main_cloudtrail");
         assert_eq!(key_label_base("cloudtrail"), "cloudtrail_key");

@@ -739,6 +739,29 @@ mod tests {
     const OTHER: &str = "210987654321";
     const TRAIL: &str = "arn:aws:cloudtrail:us-east-1:123456789012:trail/org-trail";
 
+    #[test]
+    fn a_resource_names_this_key_by_its_arn_or_a_pattern_covering_keys() {
+        assert!(names_this_key("*"));
+        assert!(names_this_key(
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
+        assert!(names_this_key("arn:aws:kms:*:*:*"));
+        assert!(names_this_key("arn:aws:KMS:us-east-1:123456789012:key/*"));
+        assert!(!names_this_key(
+            "arn:aws:kms:us-east-1:123456789012:alias/trail"
+        ));
+        assert!(!names_this_key("arn:aws:s3:::bucket/key/x"));
+        assert!(!names_this_key("key/1234"));
+    }
+
+    #[test]
+    fn an_account_id_is_twelve_digits() {
+        assert!(is_account_id(ACCOUNT));
+        assert!(!is_account_id("12345"));
+        assert!(!is_account_id("12345678901a"));
+        assert!(!is_account_id("1234567890123"));
+    }
+
     fn ctx(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         pairs
             .iter()
