@@ -462,57 +462,6 @@ fn interrupt_during_apply_leaves_no_temporary_file() {
     assert_eq!(leftovers, Vec::<PathBuf>::new());
 }
 
-/// `write::interrupt` touches process-wide state, so it is exercised in a child process: this
-/// test runs the ignored one below with `CTFIX_FAULTS_CHILD=1`.
-#[test]
-fn interrupt_flag_backs_out_of_the_write_in_progress_and_refuses_the_rest() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "interrupt_flag_child",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env("CTFIX_FAULTS_CHILD", "1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        stderr_of(&output)
-    );
-}
-
-#[test]
-#[ignore = "run by interrupt_flag_backs_out_of_the_write_in_progress_and_refuses_the_rest"]
-fn interrupt_flag_child() {
-    if std::env::var_os("CTFIX_FAULTS_CHILD").is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let first = write_trail_module(&tmp.path().join("a"), "a");
-    let second = write_trail_module(&tmp.path().join("b"), "b");
-    let before = std::fs::read(&first).unwrap();
-
-    // Ctrl-C arrives while the first file is being written: a write is in flight, so the
-    // handler must not exit; the write backs out before its rename.
-    let error = write_atomically_with(&first, &before, b"fixed", &mut |file, bytes| {
-        assert!(!ctfix::write::interrupt(), "a write is in flight");
-        file.write_all(bytes)
-    })
-    .unwrap_err();
-    assert!(error.message.contains("interrupted"), "{error}");
-    assert_eq!(std::fs::read(&first).unwrap(), before);
-    assert_eq!(leftover_temp_files(tmp.path()), Vec::<PathBuf>::new());
-
-    // Later writes are refused; no write is in flight any more, so a handler may exit at once.
-    let error = write_atomically(&second, &std::fs::read(&second).unwrap(), b"x").unwrap_err();
-    assert!(error.message.contains("interrupted"), "{error}");
-    assert!(ctfix::write::interrupt());
-    assert!(!is_fixed(&second));
-}
-
 // --- links -------------------------------------------------------------------------------------
 
 #[test]
