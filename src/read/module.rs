@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hcl_edit::structure::{Block, Body};
@@ -49,6 +50,8 @@ struct Outlined {
     blocks: Vec<OnceLock<Option<Body>>>,
     /// The whole file parsed, once a block did not parse on its own.
     whole: OnceLock<Whole>,
+    /// Bytes of text copied to parse blocks on their own so far.
+    padded: AtomicUsize,
 }
 
 /// The whole parse of an outlined file.
@@ -71,19 +74,32 @@ impl Outlined {
             headers,
             blocks,
             whole: OnceLock::new(),
+            padded: AtomicUsize::new(0),
         })
     }
 
     /// Block `index`, parsed on its own (or from the whole file when it does not parse on
-    /// its own); `None` when it does not parse.
+    /// its own); `None` when it does not parse. A block once given stays given: a later
+    /// failure elsewhere in the file does not take it back.
     fn block(&self, source: &SourceFile, index: usize) -> Option<&Block> {
-        if let Some(whole) = self.whole.get() {
+        if let Some(Some(body)) = self.blocks.get(index)?.get() {
+            return first_block(body);
+        }
+        if let Some(whole) = self.whole.get().filter(|w| w.body.is_some()) {
             return whole_block(whole, index);
         }
-        let header = self.headers.get(index)?;
-        let alone = self.blocks[index].get_or_init(|| parse_alone(source, header));
-        match alone {
-            Some(body) => body.get(0).and_then(|s| s.as_block()),
+        let header = &self.headers[index];
+        // Each block is parsed from a copy of the text up to its end: past a budget, one
+        // parse of the whole file costs less (a large file whose many blocks are read).
+        let padded = self.padded.fetch_add(header.span.end, Ordering::Relaxed);
+        if self.whole.get().is_none() && padded > 4 * source.text.len() + (64 << 10) {
+            let whole = self.parse_whole(source);
+            if whole.body.is_some() {
+                return whole_block(whole, index);
+            }
+        }
+        match self.blocks[index].get_or_init(|| parse_alone(source, header)) {
+            Some(body) => first_block(body),
             None => whole_block(self.parse_whole(source), index),
         }
     }
@@ -115,6 +131,10 @@ impl Outlined {
             }
         })
     }
+}
+
+fn first_block(body: &Body) -> Option<&Block> {
+    body.get(0)?.as_block()
 }
 
 fn whole_block(whole: &Whole, index: usize) -> Option<&Block> {
@@ -691,6 +711,49 @@ mod tests {
     }
 
     #[test]
+    fn a_block_given_stays_given_when_a_later_one_breaks_the_file() {
+        let (_tmp, module) = module_of(&[
+            ("a.tf", TRAIL),
+            (
+                "b.tf",
+                "resource \"aws_kms_key\" \"k\" {}\n\nresource \"aws_kms_key\" \"j\" {\n  description = \n}\n",
+            ),
+        ]);
+        let k = module
+            .find_blocks("resource", Some("aws_kms_key"), Some("k"))
+            .next()
+            .expect("k parses on its own");
+        assert_eq!(
+            module
+                .find_blocks("resource", Some("aws_kms_key"), Some("j"))
+                .count(),
+            0
+        );
+        assert_eq!(module.late_errors().len(), 1);
+        assert_eq!(module.block(k).labels[1].as_str(), "k");
+    }
+
+    #[test]
+    fn reading_most_blocks_of_a_large_file_parses_it_whole_once() {
+        let text: String = (0..400)
+            .map(|i| format!("variable \"v{i}\" {{\n  default = {i}\n}}\n\n"))
+            .collect();
+        let (_tmp, module) = module_of(&[("a.tf", TRAIL), ("b.tf", &text)]);
+        let found: Vec<BlockRef> = module.find_blocks("variable", None, None).collect();
+        assert_eq!(found.len(), 400);
+        let Parsed::Outlined(outlined) = &*module.files[1].parsed else {
+            panic!("b.tf is outlined");
+        };
+        assert!(outlined.whole.get().is_some_and(|w| w.body.is_some()));
+        let alone = outlined.blocks.iter().filter(|b| b.get().is_some()).count();
+        assert!(alone < 100, "{alone} blocks parsed on their own");
+        for (i, at) in found.iter().enumerate() {
+            let attr = module.block(*at).body.get_attribute("default").unwrap();
+            assert_eq!(module.text_of(1, &attr.value), Some(i.to_string().as_str()));
+        }
+    }
+
+    #[test]
     fn an_outline_the_parser_disagrees_with_makes_the_module_uncertain() {
         let source = SourceFile::from_bytes("x.tf", b"locals {\n  a = 1\n}\n".to_vec()).unwrap();
         let outlined = Outlined {
@@ -701,6 +764,7 @@ mod tests {
             }],
             blocks: vec![OnceLock::new()],
             whole: OnceLock::new(),
+            padded: AtomicUsize::new(0),
         };
         assert!(outlined.block(&source, 0).is_none());
         let whole = outlined.whole.get().expect("the whole file was parsed");
