@@ -755,6 +755,31 @@ mod tests {
     }
 
     #[test]
+    fn numeric_and_case_blind_negated_conditions() {
+        let holds = |operator: &str, policy: serde_json::Value, value: &str| {
+            conditions_match(
+                &json!({ operator: { "k": policy } }),
+                &ctx(&[("k", &[value])]),
+            )
+        };
+        assert_eq!(holds("NumericLessThan", json!("10"), "9"), Match::Yes);
+        assert_eq!(holds("NumericLessThan", json!("10"), "10"), Match::No);
+        assert_eq!(holds("NumericGreaterThan", json!(10), "11"), Match::Yes);
+        assert_eq!(holds("NumericGreaterThan", json!(10), "10"), Match::No);
+        assert_eq!(holds("NumericGreaterThan", json!(10), "9"), Match::No);
+        assert_eq!(
+            holds("StringNotEqualsIgnoreCase", json!("ABC"), "abc"),
+            Match::No
+        );
+        assert_eq!(
+            holds("StringNotEqualsIgnoreCase", json!("ABC"), "xyz"),
+            Match::Yes
+        );
+        // No values to compare with: ctfix does not guess.
+        assert_eq!(holds("StringEquals", json!([]), "abc"), Match::Unknown);
+    }
+
+    #[test]
     fn an_account_id_is_twelve_digits() {
         assert!(is_account_id(ACCOUNT));
         assert!(!is_account_id("12345"));
