@@ -386,6 +386,30 @@ fn diagnostic_quick_fix_and_rejudge() -> Result<(), Failed> {
     check(code == Some(0), || format!("exit code {code:?}"))
 }
 
+/// An open file of a trail's module that holds no trail is parsed whole: its syntax error is
+/// shown even where ctfix reads none of its blocks.
+fn broken_sibling_file_gets_a_diagnostic() -> Result<(), Failed> {
+    let (_tmp, dir) = copy_input("control-example");
+    let extra = dir.join("extra.tf");
+    let text = "resource \"aws_s3_bucket\" \"x\" {\n  bucket = = \"x\"\n}\n";
+    std::fs::write(&extra, text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&extra, text);
+    let diagnostics = client.diagnostics(&uri(&extra));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let error = &diagnostics[0];
+    check(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot parse HCL")
+            && error["range"]["start"]["line"] == 1,
+        || format!("{error}"),
+    )?;
+    let code = client.shut_down();
+    check(code == Some(0), || format!("exit code {code:?}"))
+}
+
 /// A file that stops parsing gets an error at the parser's position; the server goes on and
 /// judges the trail again once the text parses.
 fn broken_file_gets_a_diagnostic_and_the_server_goes_on() -> Result<(), Failed> {
@@ -829,6 +853,10 @@ fn main() {
         Trial::test(
             "lsp::broken_file_gets_a_diagnostic_and_the_server_goes_on",
             broken_file_gets_a_diagnostic_and_the_server_goes_on,
+        ),
+        Trial::test(
+            "lsp::broken_sibling_file_gets_a_diagnostic",
+            broken_sibling_file_gets_a_diagnostic,
         ),
         Trial::test(
             "lsp::unsafe_fix_is_offered_not_preferred",

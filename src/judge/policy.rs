@@ -753,7 +753,9 @@ mod tests {
         assert!(!names_this_key("arn:aws:s3:::bucket/key/x"));
         assert!(!names_this_key("key/1234"));
         assert!(!names_this_key("arn:aws:kms"));
-        assert!(!names_this_key("urn:aws:kms:us-east-1:123456789012:key/1234"));
+        assert!(!names_this_key(
+            "urn:aws:kms:us-east-1:123456789012:key/1234"
+        ));
     }
 
     #[test]

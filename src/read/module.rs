@@ -38,7 +38,7 @@ pub struct ModuleFile {
 enum Parsed {
     /// Parsed in full; `None` when it does not parse (the error is reported once).
     Whole(Option<Body>),
-    /// Outlined ([`crate::outline`]): each block is parsed the first time it is read.
+    /// Outlined ([`crate::read::outline`]): each block is parsed the first time it is read.
     Outlined(Outlined),
 }
 
@@ -175,17 +175,20 @@ fn parse_alone(source: &SourceFile, header: &Header) -> Option<Body> {
 }
 
 impl ModuleFile {
-    /// Reads `source` as ctfix does: in full when it holds a trail or cannot be outlined.
+    /// Reads `source` as ctfix does: in full when it holds a trail, when `whole` asks for it
+    /// (a file open in the editor, whose syntax errors the language server shows) or when it
+    /// cannot be outlined.
     fn new(
         source: SourceFile,
         is_target: bool,
+        whole: bool,
         errors: &mut Vec<FileError>,
         declared: &mut Declared,
     ) -> ModuleFile {
-        let outlined = memchr::memmem::find(source.text.as_bytes(), TRAIL_MARKER)
-            .is_none()
-            .then(|| Outlined::new(&source.text))
-            .flatten();
+        let outlined = (!whole
+            && memchr::memmem::find(source.text.as_bytes(), TRAIL_MARKER).is_none())
+        .then(|| Outlined::new(&source.text))
+        .flatten();
         let parsed = match outlined {
             Some(outlined) => Parsed::Outlined(outlined),
             None => Parsed::Whole(match parse_source(&source) {
@@ -318,6 +321,7 @@ impl Module {
             files.push(ModuleFile::new(
                 source,
                 is_target,
+                overlay.contains_key(path),
                 &mut errors,
                 &mut declared,
             ));
