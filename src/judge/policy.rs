@@ -781,6 +781,8 @@ mod tests {
         );
         // No values to compare with: ctfix does not guess.
         assert_eq!(holds("StringEquals", json!([]), "abc"), Match::Unknown);
+        assert_eq!(holds("Bool", json!("false"), "false"), Match::Yes);
+        assert_eq!(holds("Bool", json!(false), "true"), Match::No);
     }
 
     #[test]
