@@ -1555,6 +1555,19 @@ mod tests {
     }
 
     #[test]
+    fn the_statements_shown_are_the_missing_ones() {
+        let describe = json_statements(&["AllowCloudTrailToDescribeKey"]);
+        assert!(describe.contains("kms:DescribeKey"), "{describe}");
+        assert!(!describe.contains("GenerateDataKey"), "{describe}");
+        let both = json_statements(&[
+            "AllowCloudTrailToEncryptLogs",
+            "AllowCloudTrailToDescribeKey",
+        ]);
+        assert!(both.contains("kms:DescribeKey") && both.contains("kms:GenerateDataKey*"));
+        assert_eq!(json_statements(&[]), "[]");
+    }
+
+    #[test]
     fn a_claimed_label_takes_the_first_free_number() {
         let source = crate::parse::SourceFile::from_bytes(
             "m.tf",
