@@ -1554,6 +1554,72 @@ mod tests {
         assert_eq!(line_end("a /* b\nc", 1), 8);
     }
 
+    fn module_of(text: &str) -> Module {
+        let source =
+            crate::parse::SourceFile::from_bytes("m.tf", text.as_bytes().to_vec()).unwrap();
+        Module::from_sources(std::path::Path::new("."), vec![source])
+    }
+
+    #[test]
+    fn the_note_for_an_undeclared_key_names_the_close_label_or_says_none_is_declared() {
+        let keys = module_of(
+            "resource \"aws_kms_key\" \"trail_key\" {}\nresource \"aws_kms_key\" \"ab\" {}\ndata \"aws_kms_key\" \"trail_kez\" {}\nresource \"aws_s3_bucket\" \"trail_keu\" {}\n",
+        );
+        let note = undeclared_key_note(&keys, "trail_kye");
+        assert!(
+            note.contains("did you mean aws_kms_key.trail_key?"),
+            "{note}"
+        );
+        // A third of the name's length (at least one): "ac" is one edit from "ab".
+        assert!(undeclared_key_note(&keys, "ac").contains("did you mean aws_kms_key.ab?"));
+        let far = undeclared_key_note(&keys, "logs");
+        assert!(
+            far.contains("declares aws_kms_key.ab, aws_kms_key.trail_key but no aws_kms_key.logs"),
+            "{far}"
+        );
+        let none = undeclared_key_note(&module_of("resource \"aws_s3_bucket\" \"k\" {}\n"), "k");
+        assert!(none.contains("declares no aws_kms_key at all"), "{none}");
+    }
+
+    #[test]
+    fn the_note_for_a_replaced_alias_points_at_its_key() {
+        let data = alias_note("data.aws_kms_alias.logs.arn");
+        assert!(
+            data.contains("data.aws_kms_alias.logs.target_key_arn"),
+            "{data}"
+        );
+        let literal = alias_note("\"alias/logs\"");
+        assert!(
+            literal.contains("aws kms describe-key --key-id alias/logs`"),
+            "{literal}"
+        );
+    }
+
+    #[test]
+    fn an_organization_trail_is_one_whose_flag_is_true() {
+        for (flag, expected) in [
+            ("true", true),
+            ("false", false),
+            ("var.org", true),
+            ("", false),
+        ] {
+            let attribute = if flag.is_empty() {
+                String::new()
+            } else {
+                format!("  is_organization_trail = {flag}\n")
+            };
+            let module = module_of(&format!(
+                "variable \"org\" {{\n  default = true\n}}\nresource \"aws_cloudtrail\" \"t\" {{\n{attribute}}}\n"
+            ));
+            let trails = crate::analyze::find_trails(&module);
+            assert_eq!(
+                is_organization_trail(&module, &trails[0]),
+                expected,
+                "{flag:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_statements_shown_are_the_missing_ones() {
         let describe = json_statements(&["AllowCloudTrailToDescribeKey"]);
