@@ -1621,6 +1621,42 @@ mod tests {
     }
 
     #[test]
+    fn an_existing_data_source_named_current_is_preferred() {
+        let module = module_of(
+            "data \"aws_caller_identity\" \"a\" {}\ndata \"aws_caller_identity\" \"current\" {}\n",
+        );
+        assert_eq!(
+            existing_data_source(&module, "aws_caller_identity", None).as_deref(),
+            Some("current")
+        );
+    }
+
+    #[test]
+    fn a_trail_name_is_quoted_text_or_an_expression() {
+        let name_of = |value: &str| {
+            let text = format!("resource \"aws_cloudtrail\" \"t\" {{\n  name = {value}\n}}\n");
+            let module = module_of(&text);
+            let trails = crate::analyze::find_trails(&module);
+            trail_name(&text, module.block(trails[0].at))
+        };
+        assert_eq!(name_of("\"audit\""), TrailName::Quoted("audit".into()));
+        assert_eq!(
+            name_of("\"${var.p}-trail\""),
+            TrailName::Quoted("${var.p}-trail".into())
+        );
+        assert_eq!(
+            name_of("var.name"),
+            TrailName::Expression("var.name".into())
+        );
+        assert_eq!(name_of("local.n"), TrailName::Expression("local.n".into()));
+        // Begins and ends with a quote, but is no string.
+        assert_eq!(
+            name_of("\"a\" == \"b\" ? \"c\" : \"d\""),
+            TrailName::Expression("\"a\" == \"b\" ? \"c\" : \"d\"".into())
+        );
+    }
+
+    #[test]
     fn the_statements_shown_are_the_missing_ones() {
         let describe = json_statements(&["AllowCloudTrailToDescribeKey"]);
         assert!(describe.contains("kms:DescribeKey"), "{describe}");
