@@ -145,8 +145,8 @@ impl Default for Settings {
 /// sync.
 const WRITE_THREADS: usize = 16;
 
-/// The byte strings that make a file worth parsing: a file mentioning neither holds no trail.
-const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
+/// The bytes that make a file worth parsing: a file without them holds no trail.
+pub(crate) const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 
 /// Runs discover → analyze → fix for every module and returns what it found and would change.
 /// Reads files; writes nothing.

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ctfix::read::outline::{outline, Header};
+use ctfix::read::outline::{headers_of, outline, Header};
 use proptest::prelude::*;
 
 #[allow(dead_code)] // the generator's command-line half is not used here
@@ -19,17 +19,7 @@ mod gen_monorepo;
 /// hcl-edit's top-level blocks of `text`, or `None` when it does not parse or holds
 /// anything but blocks.
 fn parsed(text: &str) -> Option<Vec<Header>> {
-    let body = hcl_edit::parser::parse_body(text).ok()?;
-    body.iter()
-        .map(|structure| {
-            let block = structure.as_block()?;
-            Some(Header {
-                ident: block.ident.as_str().to_owned(),
-                labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
-                span: hcl_edit::Span::span(block)?,
-            })
-        })
-        .collect()
+    headers_of(&hcl_edit::parser::parse_body(text).ok()?)
 }
 
 /// Whether the outline agrees with the parse: it may decline (`None`), and a text that does

@@ -353,7 +353,7 @@ fn scan_files(files: &[PathBuf]) -> Scan {
     for path in files {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let trail = memchr::memmem::find(&bytes, b"aws_cloudtrail").is_some();
+                let trail = memchr::memmem::find(&bytes, crate::TRAIL_MARKER).is_some();
                 scan.add(&bytes, trail);
             }
             Err(_) => scan.trail = true,

@@ -12,15 +12,10 @@ use hcl_edit::Span;
 use crate::discover::ModuleDir;
 use crate::model::FileError;
 use crate::parse::{parse_source, parse_text, read_source, SourceFile};
-use crate::read::outline::{outline, Header};
+use crate::read::outline::{headers_of, outline, Header};
 
 /// Text that stands in for files on disk, by path: the language server's open documents.
 pub type Overlay = std::collections::BTreeMap<PathBuf, String>;
-
-/// The marker of a file that holds a trail: such files are parsed in full when read (their
-/// syntax errors are always reported); the others are outlined and parsed block by block, as
-/// the judgement reads them.
-const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 
 /// One `.tf` file of a module.
 #[derive(Debug)]
@@ -141,20 +136,6 @@ fn whole_block(whole: &Whole, index: usize) -> Option<&Block> {
     whole.body.as_ref()?.get(index)?.as_block()
 }
 
-/// The top-level blocks of a parsed file as an outline; `None` if it holds anything else.
-fn headers_of(body: &Body) -> Option<Vec<Header>> {
-    body.iter()
-        .map(|structure| {
-            let block = structure.as_block()?;
-            Some(Header {
-                ident: block.ident.as_str().to_owned(),
-                labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
-                span: block.span()?,
-            })
-        })
-        .collect()
-}
-
 /// The outlined block parsed on its own: the text before it blanked (its lines and byte
 /// offsets kept, so spans and positions are the file's), the text after it left out. `None`
 /// unless the parser finds exactly that block there.
@@ -186,7 +167,7 @@ impl ModuleFile {
         declared: &mut Declared,
     ) -> ModuleFile {
         let outlined = (!whole
-            && memchr::memmem::find(source.text.as_bytes(), TRAIL_MARKER).is_none())
+            && memchr::memmem::find(source.text.as_bytes(), crate::TRAIL_MARKER).is_none())
         .then(|| Outlined::new(&source.text))
         .flatten();
         let parsed = match outlined {

@@ -26,6 +26,21 @@ pub struct Header {
     pub span: Range<usize>,
 }
 
+/// The top-level blocks of a parsed file as an outline (what [`outline`] must agree with);
+/// `None` if the file holds anything but blocks.
+pub fn headers_of(body: &hcl_edit::structure::Body) -> Option<Vec<Header>> {
+    body.iter()
+        .map(|structure| {
+            let block = structure.as_block()?;
+            Some(Header {
+                ident: block.ident.as_str().to_owned(),
+                labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
+                span: hcl_edit::Span::span(block)?,
+            })
+        })
+        .collect()
+}
+
 /// The top-level blocks of `text`, in order, or `None` when the scan is not sure of them.
 pub fn outline(text: &str) -> Option<Vec<Header>> {
     let bytes = text.as_bytes();
@@ -228,17 +243,7 @@ mod tests {
     fn agrees(text: &str) {
         let headers = outline(text).expect("outlined");
         let body = hcl_edit::parser::parse_body(text).expect("parses");
-        let parsed: Vec<Header> = body
-            .iter()
-            .map(|s| {
-                let block = s.as_block().expect("only blocks");
-                Header {
-                    ident: block.ident.as_str().to_owned(),
-                    labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
-                    span: hcl_edit::Span::span(block).unwrap(),
-                }
-            })
-            .collect();
+        let parsed = headers_of(&body).expect("only blocks");
         assert_eq!(headers, parsed, "{text}");
     }
 
