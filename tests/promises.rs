@@ -248,6 +248,21 @@ fn the_minimality_check_refuses_lost_or_changed_lines() {
         check_lines_kept(one_line, &lost).is_err(),
         "a lost attribute passed"
     );
+    // A key's one-line body opened up for its policy: all the policy's lines are inserted,
+    // and nothing after them.
+    let key = "resource \"aws_kms_key\" \"k\" { description = \"d\" }\n";
+    let with_policy = "resource \"aws_kms_key\" \"k\" {\n  description = \"d\"\n\n  policy = jsonencode({\n    Statement = [\n      { Sid = \"A\" },\n    ]\n  })\n}\n";
+    assert_eq!(check_lines_kept(key, with_policy), Ok(()));
+    let extra = with_policy.replace("  })\n", "  })\n  tags = {}\n");
+    assert!(
+        check_lines_kept(key, &extra).is_err(),
+        "an attribute after the policy passed"
+    );
+    let lost = with_policy.replace("  description = \"d\"\n", "");
+    assert!(
+        check_lines_kept(key, &lost).is_err(),
+        "a lost attribute beside the policy passed"
+    );
     // The last line without a newline may get one; nothing else about it may change.
     assert_eq!(check_lines_kept("a = 1", "a = 1\n"), Ok(()));
     assert!(check_lines_kept("a = 1", "a = 2\n").is_err());

@@ -1552,6 +1552,31 @@ mod tests {
         assert_eq!(line_end("ab", 0), 2);
         assert_eq!(line_end("a /* b\nc */ # d\ne", 1), 15);
         assert_eq!(line_end("a /* b\nc", 1), 8);
+        // The comment's whole length is skipped, also when nothing precedes it.
+        assert_eq!(line_end("a/*\n*/\nb", 1), 6);
+        // A line that is only its terminator: nothing before the text is read.
+        assert_eq!(line_end("\nb", 0), 0);
+        assert_eq!(line_end("a\r\nb", 2), 2);
+    }
+
+    #[test]
+    fn a_heredoc_is_one_line_of_its_alignment_group() {
+        // `terraform fmt` aligns all three keys: the heredoc ends with its own newline.
+        let group_of = |text: &str| {
+            let body: hcl_edit::structure::Body = text.parse().unwrap();
+            let block = body.blocks().next().unwrap();
+            let attributes: Vec<&Attribute> = block.body.attributes().collect();
+            let groups = alignment_groups(text, &attributes).unwrap();
+            groups.iter().map(|g| (g.last, g.width)).collect::<Vec<_>>()
+        };
+        let middle = "resource \"aws_kms_key\" \"k\" {\n  description = \"a\"\n  policy = <<EOT\n{}\nEOT\n  is_enabled = true\n}\n";
+        assert_eq!(group_of(middle), [(2, 11)]);
+        // A blank line after the heredoc starts a new group.
+        let apart = "resource \"aws_kms_key\" \"k\" {\n  description = \"a\"\n  policy = <<EOT\n{}\nEOT\n\n  is_enabled = true\n}\n";
+        assert_eq!(group_of(apart), [(1, 11), (2, 10)]);
+        // Any other multi-line value belongs to no group.
+        let object = "resource \"aws_kms_key\" \"k\" {\n  description = \"a\"\n  tags = {\n    a = 1\n  }\n  is_enabled = true\n}\n";
+        assert_eq!(group_of(object), [(0, 11), (2, 10)]);
     }
 
     fn module_of(text: &str) -> Module {
@@ -1720,5 +1745,14 @@ mod tests {
             text: String::new(),
         };
         assert!(apply_edits("0123456", &[&a, &c]).is_err());
+        // Either end inside a character is refused.
+        for range in [0..1, 1..2] {
+            let split = Edit {
+                path: PathBuf::new(),
+                range,
+                text: String::new(),
+            };
+            assert!(apply_edits("\u{e9}", &[&split]).is_err());
+        }
     }
 }

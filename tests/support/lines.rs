@@ -2,10 +2,10 @@
 //! the fuzz targets, which include `invariants.rs`, which includes this file).
 
 /// Checks that `after` keeps every line of `before`, in order, except what a fix may change:
-/// the value of a `kms_key_id` line (the text up to its `=` stays), a line holding a trail's
-/// body braces opened up (`{ name = "x" }` → one item per line: the same non-blank text, in
-/// the same order, with only the inserted `kms_key_id` line added), and a last line without a
-/// newline that reappears with one. Added lines are not judged here.
+/// the value of a `kms_key_id` line (the text up to its `=` stays), a line holding a body's
+/// braces opened up (`{ name = "x" }` → one item per line: the same non-blank text, in the
+/// same order, with only the inserted `kms_key_id` or `policy` attribute added), and a last
+/// line without a newline that reappears with one. Added lines are not judged here.
 pub fn check_lines_kept(before: &str, after: &str) -> Result<(), String> {
     let after_lines: Vec<&str> = after.split_inclusive('\n').collect();
     let mut at = 0;
@@ -60,10 +60,25 @@ fn kms_value_replaced(line: &str, after: &[&str]) -> Option<usize> {
     })
 }
 
-/// Where a line with a brace and other text (a one-line trail body, a body that starts on the
-/// `{` line, a `}` after a value) reappears opened up over several lines of `after` from
-/// `from`: consecutive lines that, with the one inserted `kms_key_id` line left out, hold the
-/// same non-blank text. Returns the first line used and the one after the last.
+/// The attributes a fix inserts into an existing body: a trail's key, a key's policy.
+const INSERTED: [&str; 2] = ["kms_key_id ", "policy "];
+
+/// Opening minus closing brackets on a line (a policy's `${…}` templates are balanced).
+fn bracket_depth(line: &str) -> i64 {
+    line.chars()
+        .map(|c| match c {
+            '{' | '[' | '(' => 1,
+            '}' | ']' | ')' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Where a line with a brace and other text (a one-line body, a body that starts on the `{`
+/// line, a `}` after a value) reappears opened up over several lines of `after` from `from`:
+/// consecutive lines that, with the one inserted attribute (`kms_key_id`, or a key's `policy`
+/// with all its lines) left out, hold the same non-blank text. Returns the first line used and
+/// the one after the last.
 fn braces_opened(line: &str, after: &[&str], from: usize) -> Option<(usize, usize)> {
     let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
     let want = squeeze(line);
@@ -73,9 +88,17 @@ fn braces_opened(line: &str, after: &[&str], from: usize) -> Option<(usize, usiz
     for start in from..after.len() {
         let mut got = String::new();
         let mut inserted = 0;
+        // The inserted attribute's lines: bracket depth still open after its first line.
+        let mut depth = 0i64;
         for (i, candidate) in after.iter().enumerate().skip(start) {
-            if i > start && candidate.trim_start().starts_with("kms_key_id") && inserted == 0 {
+            if depth > 0 {
+                depth += bracket_depth(candidate);
+                continue;
+            }
+            let trimmed = candidate.trim_start();
+            if i > start && inserted == 0 && INSERTED.iter().any(|a| trimmed.starts_with(a)) {
                 inserted += 1;
+                depth = bracket_depth(candidate);
                 continue;
             }
             got.push_str(&squeeze(candidate));
