@@ -1183,13 +1183,14 @@ fn set_attribute(
     let edit = set_attribute_in_place(text, block, name, value, newline)?;
     // A body whose first attribute or block starts on the `{` line (`{ tags = {` … `}`) can
     // hold no second one: the content after `{` moves to a line of its own, within the same
-    // edit (its bytes are re-emitted unchanged).
+    // edit (its bytes are re-emitted unchanged). A one-line body's edit, which starts at the
+    // `{`, has opened it up already.
     if block.body.get_attribute(name).is_none() {
         let open = open_brace(text, block)?;
         let brace_line_end = line_end(text, open);
         let first = block.body.iter().next().and_then(|first| first.span());
         if let Some(first) =
-            first.filter(|first| first.start < brace_line_end && edit.range.start > open + 1)
+            first.filter(|first| first.start < brace_line_end && edit.range.start > open)
         {
             let block_indent = line_indent(text, block.span()?.start);
             let mut new = format!("{{{newline}{block_indent}  ");
@@ -1315,14 +1316,7 @@ fn set_attribute_in_place(
         Placement::OwnGroup => format!("{newline}{indent}{name} = {value}"),
         Placement::Plain => format!("{indent}{name} = {value}"),
     };
-    if text[..span.end].ends_with('\n') {
-        // A value that ends with its own newline (a heredoc): insert on the next line.
-        return Some(Edit {
-            path: PathBuf::new(),
-            range: span.end..span.end,
-            text: format!("{line}{newline}"),
-        });
-    }
+    // A heredoc's span ends at its closing delimiter, before the newline: like any value.
     let at = line_end(text, span.end);
     if at > close {
         // The block's `}` shares the anchor's line (`tags = {...} }`): the new line goes
@@ -1397,11 +1391,10 @@ fn alignment_groups(text: &str, attributes: &[&Attribute]) -> Option<Vec<Group>>
         }
         let width = attributes[i].key.as_str().chars().count();
         let continues =
-            i > 0 && one_line(i - 1) && groups.last().is_some_and(|g| g.last == i - 1) && {
+            // The attribute above is in the last group only if it is on one line.
+            i > 0 && groups.last().is_some_and(|g| g.last == i - 1) && {
                 let gap = &text[spans[i - 1].end..spans[i].start];
-                let newlines = memchr::memchr_iter(b'\n', gap.as_bytes()).count()
-                    + usize::from(text[..spans[i - 1].end].ends_with('\n'));
-                newlines == 1
+                memchr::memchr_iter(b'\n', gap.as_bytes()).count() == 1
             };
         match groups.last_mut() {
             Some(group) if continues => {
@@ -1561,7 +1554,7 @@ mod tests {
 
     #[test]
     fn a_heredoc_is_one_line_of_its_alignment_group() {
-        // `terraform fmt` aligns all three keys: the heredoc ends with its own newline.
+        // `terraform fmt` aligns all three keys.
         let group_of = |text: &str| {
             let body: hcl_edit::structure::Body = text.parse().unwrap();
             let block = body.blocks().next().unwrap();
