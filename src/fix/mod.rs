@@ -1390,12 +1390,11 @@ fn alignment_groups(text: &str, attributes: &[&Attribute]) -> Option<Vec<Group>>
             continue;
         }
         let width = attributes[i].key.as_str().chars().count();
-        let continues =
-            // The attribute above is in the last group only if it is on one line.
-            i > 0 && groups.last().is_some_and(|g| g.last == i - 1) && {
-                let gap = &text[spans[i - 1].end..spans[i].start];
-                memchr::memchr_iter(b'\n', gap.as_bytes()).count() == 1
-            };
+        // The group goes on if its last attribute is the one right above, on the line above.
+        let continues = groups.last().is_some_and(|g| {
+            let gap = &text[spans[g.last].end..spans[i].start];
+            g.last + 1 == i && memchr::memchr_iter(b'\n', gap.as_bytes()).count() == 1
+        });
         match groups.last_mut() {
             Some(group) if continues => {
                 group.last = i;
