@@ -20,7 +20,7 @@ use crate::git::github::{self, Client, Forge};
 use crate::model::{
     BranchState, Committed, FileChange, FileError, PullRequest, PullRequestAction, Report,
 };
-use crate::{apply, check, pull_request, vcs, Settings};
+use crate::{apply, check, pull_request, vcs, write, Settings};
 
 /// What one run should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,16 +175,23 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
     if let Some(reason) = reviewer.refusal() {
         refusals.push(FileError::new(&anchor, reason));
     }
+    // What the body's file holds now: it is replaced only if it still holds that.
+    let mut body_before = None;
     if let Some(path) = &apply_options.pr_body {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        if !dir.is_dir() {
-            refusals.push(FileError::new(
+        match body_file(path) {
+            _ if !dir.is_dir() => refusals.push(FileError::new(
                 path,
                 "cannot write the pull-request body here: the directory does not exist; nothing was written",
-            ));
+            )),
+            Ok(before) => body_before = before,
+            Err(reason) => refusals.push(FileError::new(
+                path,
+                format!("cannot write the pull-request body here: {reason}; nothing was written"),
+            )),
         }
     }
     let to_write: Vec<&Path> = report.changes.iter().map(|c| c.path.as_path()).collect();
@@ -244,12 +251,36 @@ pub fn run(options: &RunOptions, reviewer: &mut dyn Reviewer) -> io::Result<RunO
         Accepted::Trails(trails) => select_trails(settings, &mut report, &trails),
     };
     apply(&mut report, |change| to_write.contains(&change.path));
-    let pr_body = record(apply_options, &mut report, prepared, bot, &anchor);
+    let pr_body = record(
+        apply_options,
+        &mut report,
+        prepared,
+        bot,
+        &anchor,
+        body_before.as_deref(),
+    );
     Ok(RunOutcome {
         report,
         reviewed: true,
         pr_body,
     })
+}
+
+/// What `--pr-body`'s file holds now, if it exists and may be replaced: only an empty file or a
+/// body an earlier run wrote is overwritten, never a file of the user's (a README, a `.tf`).
+fn body_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.is_empty() || bytes.starts_with(pull_request::BODY_START.as_bytes()) => {
+            Ok(Some(bytes))
+        }
+        Ok(_) => Err(format!(
+            "the file exists and is not a pull-request body ctfix wrote (they begin \"{}\"); ctfix does not overwrite it: name a new file, or remove this one",
+            pull_request::BODY_START.trim_end()
+        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(_) if path.is_dir() => Err("it is a directory".to_owned()),
+        Err(error) => Err(format!("cannot read it: {error}")),
+    }
 }
 
 fn outcome(report: Report) -> RunOutcome {
@@ -340,6 +371,7 @@ fn record(
     prepared: Option<vcs::PreparedCommit>,
     bot: Option<Box<Bot>>,
     anchor: &Path,
+    body_before: Option<&[u8]>,
 ) -> Option<PathBuf> {
     let written: Vec<&Path> = report
         .changes
@@ -410,7 +442,20 @@ fn record(
     );
     let path = options.pr_body.as_deref()?;
     let body = pull_request::body(report, report.committed.as_ref());
-    match std::fs::write(path, body) {
+    let written = match body_before {
+        // An earlier body (or an empty file), replaced only if it is still what was read.
+        Some(before) => {
+            write::write_atomically(path, before, body.as_bytes()).map_err(|error| error.message)
+        }
+        // A new file, which must still not exist.
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, body.as_bytes()))
+            .map_err(|error| error.to_string()),
+    };
+    match written {
         Ok(()) => Some(path.to_path_buf()),
         Err(error) => {
             report.errors.push(FileError::new(

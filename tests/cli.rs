@@ -539,6 +539,58 @@ fn interactive_quit_writes_no_pull_request_body() {
     assert!(!body.exists(), "nothing written, nothing to describe");
 }
 
+/// `--pr-body` replaces only a body an earlier run wrote: never a file of the user's, not
+/// even one in the tree ctfix fixes.
+#[test]
+fn the_pull_request_body_overwrites_only_an_earlier_body() {
+    let tmp = demo();
+    let root = tmp.path().join("demo");
+    let body = tmp.path().join("pr.md");
+    let apply = |root: &Path, body: &Path| {
+        Command::cargo_bin("ctfix")
+            .unwrap()
+            .args(["--apply", "--yes", "-q", "--pr-body"])
+            .arg(body)
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    // A README and the trail's own file: refused before anything is written.
+    let notes = tmp.path().join("README.md");
+    std::fs::write(&notes, "# My notes\n").unwrap();
+    let trail_file = root.join("live/prod/cloudtrail.tf");
+    for target in [&notes, &trail_file] {
+        let before = snapshot(tmp.path());
+        let output = apply(&root, target);
+        assert_eq!(output.status.code(), Some(2), "{target:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("is not a pull-request body ctfix wrote"),
+            "{stderr}"
+        );
+        assert_eq!(
+            snapshot(tmp.path()),
+            before,
+            "{target:?} or a fix was written"
+        );
+    }
+    // A new file, then a body of an earlier run, are written.
+    assert_eq!(apply(&root, &body).status.code(), Some(0));
+    let first = std::fs::read_to_string(&body).unwrap();
+    assert!(first.starts_with("ctfix found "), "{first}");
+    let again = demo();
+    let output = apply(&again.path().join("demo"), &body);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(std::fs::read_to_string(&body)
+        .unwrap()
+        .starts_with("ctfix found "));
+}
+
 #[test]
 fn interactive_all_writes_the_rest_without_asking() {
     let tmp = demo();

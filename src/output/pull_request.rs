@@ -11,6 +11,10 @@ use crate::vcs::Committed;
 /// The pull request's title, also the commit's subject line.
 pub const TITLE: &str = "Encrypt CloudTrail logs with a customer-managed KMS key";
 
+/// How every body ctfix writes begins: `--pr-body` overwrites only a file that begins so (a
+/// body of an earlier run), never one of the user's.
+pub const BODY_START: &str = "ctfix found ";
+
 /// Every tool's name for the control, for people searching their scanner's output.
 const CONTROL_IDS: &str = "Checkov `CKV_AWS_35`, Trivy `AWS-0015`, KICS `5d9e3164-9265-470c-9a10-57ae454ac0c7`, Security Hub `CloudTrail.2`, AWS Config `CLOUD_TRAIL_ENCRYPTION_ENABLED`, Prowler `cloudtrail_kms_encryption_enabled`";
 
@@ -62,7 +66,7 @@ pub fn body(report: &Report, committed: Option<&Committed>) -> String {
     let remaining: Vec<&Finding> = left(report).collect();
     let _ = writeln!(
         body,
-        "ctfix found {} CloudTrail trail{} and fixed {} whose logs were not encrypted with a customer-managed KMS key ({CONTROL_IDS}).",
+        "{BODY_START}{} CloudTrail trail{} and fixed {} whose logs were not encrypted with a customer-managed KMS key ({CONTROL_IDS}).",
         report.findings.len(),
         if report.findings.len() == 1 { "" } else { "s" },
         trails.len(),
