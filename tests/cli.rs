@@ -1140,3 +1140,49 @@ fn a_file_that_cannot_be_looked_at_is_not_reported_deleted() {
         .unwrap()
         .contains("kms_key_id"));
 }
+
+/// Declining one of two trails of a module writes the other's fix, and the declined trail is
+/// still reported (README: "the module is planned again with the accepted ones only").
+#[test]
+fn declining_one_trail_of_a_module_writes_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("main.tf");
+    std::fs::write(
+        &file,
+        "resource \"aws_cloudtrail\" \"main\" {\n  name           = \"main-trail\"\n  s3_bucket_name = \"my-bucket\"\n}\n\nresource \"aws_cloudtrail\" \"second\" {\n  name           = \"second\"\n  s3_bucket_name = \"my-bucket\"\n  kms_key_id     = \"\"\n}\n",
+    )
+    .unwrap();
+    for answers in [[Choice::No, Choice::Yes], [Choice::Yes, Choice::No]] {
+        let before = std::fs::read_to_string(&file).unwrap();
+        let (status, out, asked) = run_scripted(tmp.path(), &answers);
+        assert_eq!(asked.len(), 2, "{out}");
+        assert_eq!(status, ctfix::ExitStatus::Findings, "{out}");
+        assert!(out.contains("2 trails in 1 Terraform file"), "{out}");
+        assert!(out.contains("Fixed 1 file."), "{out}");
+        let after = std::fs::read_to_string(&file).unwrap();
+        assert_ne!(after, before, "{answers:?}: nothing written\n{out}");
+        std::fs::write(&file, &before).unwrap();
+    }
+}
+
+/// A file named with a leading `./` (as shells complete it, and as a run on `.` hands the
+/// files of a module to its replanning after a declined trail) is judged like `main.tf`: it
+/// used to match none of the module's files, and its trails went unreported.
+#[test]
+fn a_file_named_with_a_leading_dot_slash_is_judged() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("main.tf"),
+        "resource \"aws_cloudtrail\" \"t\" {\n  name           = \"t\"\n  s3_bucket_name = \"b\"\n}\n",
+    )
+    .unwrap();
+    for spelling in ["main.tf", "./main.tf", ".//main.tf"] {
+        Command::cargo_bin("ctfix")
+            .unwrap()
+            .current_dir(tmp.path())
+            .args(["--no-diff", spelling])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("1 trail in 1 Terraform file"));
+    }
+}

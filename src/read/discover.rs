@@ -87,9 +87,15 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
                 continue;
             }
             let dir = parent_dir(root);
+            // Spelled as the directory listing spells the module's files (`./main.tf` is
+            // listed as `main.tf`), or the target matches none of them.
+            let target = match root.file_name() {
+                Some(name) if dir == Path::new(".") => PathBuf::from(name),
+                _ => root.clone(),
+            };
             let mut found = ModuleDir {
                 dir: dir.clone(),
-                targets: BTreeSet::from([root.clone()]),
+                targets: BTreeSet::from([target]),
                 ..ModuleDir::default()
             };
             if let Err(error) = list_module_files(&mut found) {
