@@ -178,7 +178,8 @@ fn registry_call_not_downloaded_is_unknown() -> Result<(), Failed> {
     Ok(())
 }
 
-/// SARIF carries the call sites as relatedLocations, and the fix of the calling module.
+/// SARIF carries the call sites as relatedLocations (URIs like every other location's), and
+/// the fix of the calling module.
 fn sarif_has_related_locations() -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("live");
@@ -192,6 +193,14 @@ fn sarif_has_related_locations() -> Result<(), Failed> {
         .as_str()
         .unwrap_or("")
         .ends_with("live/main.tf")
+        // The same URI form as every other location: a `file://` URI for a path outside
+        // the current directory, never a bare path.
+        || related["artifactLocation"]
+            != result["fixes"][0]["artifactChanges"][0]["artifactLocation"]
+        || !related["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("file:///")
         || related["region"]["startLine"] != 5
         || !result["fixes"][0]["artifactChanges"][0]["artifactLocation"]["uri"]
             .as_str()

@@ -64,7 +64,7 @@ pub fn sarif_run(report: &Report) -> Value {
                         "id": id,
                         "message": { "text": format!("called as {}", site.module) },
                         "physicalLocation": {
-                            "artifactLocation": { "uri": display_path(&site.path) },
+                            "artifactLocation": artifact_location(&site.path),
                             "region": { "startLine": site.line, "startColumn": site.column },
                         },
                     })
