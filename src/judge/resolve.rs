@@ -1,6 +1,6 @@
 //! Resolving an expression within its module, under the module's defaults: what does
 //! `kms_key_id` actually evaluate to when nobody passes anything? Variables (with
-//! `terraform.tfvars` / `*.auto.tfvars` overrides and `optional()` defaults), locals,
+//! `terraform.tfvars` / `*.auto.tfvars` (and `.json`) overrides and `optional()` defaults), locals,
 //! conditionals, `try`, `coalesce`, `lookup`, `join`, `one` and splats over resources whose
 //! `count` is known are followed; anything else becomes [`Value::Unknown`] or
 //! [`Value::External`], never a guess.
@@ -75,7 +75,7 @@ pub enum Step {
 /// Where a variable's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VariableSource {
-    /// `terraform.tfvars` or `*.auto.tfvars`.
+    /// `terraform.tfvars` or `*.auto.tfvars` (or their `.json` forms).
     Tfvars,
     /// The `default` argument.
     Default,
@@ -921,7 +921,7 @@ pub fn is_alias(text: &str) -> bool {
 impl Module {
     /// The value a tfvars file gives `name`, with the index of that tfvars file.
     pub fn tfvars_value(&self, name: &str) -> Option<(usize, &Expression)> {
-        // Later files win: terraform.tfvars, then *.auto.tfvars in lexical order.
+        // Later files win: terraform.tfvars(.json), then *.auto.tfvars(.json) in lexical order.
         self.tfvars
             .iter()
             .enumerate()

@@ -111,15 +111,17 @@ fn trim_blank(bytes: &[u8]) -> &[u8] {
 /// Whether a directory that modules call is also applied on its own (it holds tfvars, which
 /// only a root reads, or has been initialised): then it is judged as a root too.
 pub fn applied_on_its_own(dir: &Path) -> bool {
-    if dir.join("terraform.tfvars").is_file() || dir.join(".terraform").is_dir() {
+    if dir.join("terraform.tfvars").is_file()
+        || dir.join("terraform.tfvars.json").is_file()
+        || dir.join(".terraform").is_dir()
+    {
         return true;
     }
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.ends_with(".auto.tfvars"))
+            entry.file_name().to_str().is_some_and(|name| {
+                name.ends_with(".auto.tfvars") || name.ends_with(".auto.tfvars.json")
+            })
         })
     })
 }

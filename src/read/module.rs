@@ -236,8 +236,8 @@ pub struct Module {
     /// Every `(block type, first label, second label)` declared anywhere in the module,
     /// including files that do not parse (found by a line scan) and `*.tf.json` files.
     pub declared: BTreeSet<(String, String, String)>,
-    /// `terraform.tfvars` then `*.auto.tfvars` (lexical order), parsed: they override
-    /// variable defaults.
+    /// `terraform.tfvars`, `terraform.tfvars.json`, then `*.auto.tfvars(.json)` (lexical
+    /// order), parsed: they override variable defaults.
     pub tfvars: Vec<(PathBuf, Body)>,
     /// Per-file problems met while reading.
     pub errors: Vec<FileError>,
@@ -519,7 +519,9 @@ impl Module {
     }
 }
 
-/// Reads the tfvars files Terraform loads automatically for a root module.
+/// Reads the variable definitions files Terraform loads automatically for a root module, in
+/// its order: `terraform.tfvars`, `terraform.tfvars.json`, then `*.auto.tfvars` and
+/// `*.auto.tfvars.json` in lexical order of their names. Later files win.
 fn load_tfvars(dir: &Path, errors: &mut Vec<FileError>) -> Vec<(PathBuf, Body)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -530,21 +532,92 @@ fn load_tfvars(dir: &Path, errors: &mut Vec<FileError>) -> Vec<(PathBuf, Body)> 
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".auto.tfvars"))
+                .is_some_and(|n| n.ends_with(".auto.tfvars") || n.ends_with(".auto.tfvars.json"))
         })
         .collect();
-    auto.sort();
-    let mut paths = vec![dir.join("terraform.tfvars")];
+    auto.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    let mut paths = vec![
+        dir.join("terraform.tfvars"),
+        dir.join("terraform.tfvars.json"),
+    ];
     paths.extend(auto);
     paths
         .into_iter()
         .filter(|p| p.is_file())
         .filter_map(|path| {
-            let source = read_source(&path).map_err(|e| errors.push(e)).ok()?;
-            let body = parse_source(&source).map_err(|e| errors.push(e)).ok()?;
+            let body = if path.extension().is_some_and(|e| e == "json") {
+                tfvars_json(&path)
+            } else {
+                read_source(&path).and_then(|source| parse_source(&source))
+            };
+            let body = body.map_err(|e| errors.push(e)).ok()?;
             Some((path, body))
         })
         .collect()
+}
+
+/// A `*.tfvars.json` file as the HCL body it stands for: each of its object's members an
+/// attribute whose value is the JSON value as a literal (strings are not templates there).
+fn tfvars_json(path: &Path) -> Result<Body, FileError> {
+    let bytes = std::fs::read(path)
+        .map_err(|error| FileError::new(path, format!("cannot read file: {error}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+        FileError::at(
+            path,
+            error.line(),
+            error.column(),
+            format!("cannot parse JSON: {error}; ctfix ignores this variable definitions file"),
+        )
+    })?;
+    let Some(members) = value.as_object() else {
+        return Err(FileError::new(
+            path,
+            "a variable definitions file in JSON holds one object; ctfix ignores this one",
+        ));
+    };
+    let mut text = String::new();
+    for (name, value) in members.iter().filter(|(name, _)| is_identifier(name)) {
+        text.push_str(name);
+        text.push_str(" = ");
+        hcl_literal(value, &mut text);
+        text.push('\n');
+    }
+    parse_text(path, &text)
+}
+
+/// `value` written as an HCL literal expression.
+fn hcl_literal(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&value.to_string()),
+        Value::String(s) => {
+            // JSON's escapes are HCL's; only template sequences need escaping.
+            let quoted = Value::String(s.clone()).to_string();
+            out.push_str(&quoted.replace("${", "$${").replace("%{", "%%{"));
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                hcl_literal(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (key, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push_str(" = ");
+                hcl_literal(item, out);
+            }
+            out.push('}');
+        }
+    }
 }
 
 /// The text of the `provider` meta-argument of a block, normalised (whitespace removed), or
