@@ -170,7 +170,7 @@ pub fn render_alias(params: &AliasParams<'_>) -> String {
     let name = match params.trail_name {
         // Alias names allow letters, digits, `/`, `_` and `-`; trail names also allow `.`.
         TrailName::Quoted(inner) => sanitize_alias_part(inner),
-        TrailName::Expression(text) => format!("${{{text}}}"),
+        TrailName::Expression(text) => format!("${{{}}}", plan_time_sanitized(text)),
         TrailName::Unknown => sanitize_alias_part(params.trail_label),
     };
     let index = if params.meta_arguments.iter().any(|(n, _)| *n == "count") {
@@ -189,18 +189,28 @@ pub fn render_alias(params: &AliasParams<'_>) -> String {
     )
 }
 
-/// Replaces the characters an alias name does not allow with `-`, leaving `${…}`
-/// interpolations (and `%{…}` directives) of a quoted name as they are.
+/// An expression for an alias name's part whose value is known only at plan time: its
+/// characters alias names do not allow (a trail name may hold `.`) become `-` then too. A
+/// `count.index` is a number, which needs nothing.
+fn plan_time_sanitized(expression: &str) -> String {
+    if expression.trim() == "count.index" {
+        return expression.to_owned();
+    }
+    format!("replace({expression}, \"/[^0-9A-Za-z_/-]/\", \"-\")")
+}
+
+/// Replaces the characters an alias name does not allow with `-`: in the text now, in its
+/// `${…}` interpolations at plan time (`%{…}` directives are kept as they are).
 fn sanitize_alias_part(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if matches!(c, '$' | '%') && chars.peek() == Some(&'{') {
-            out.push(c);
+            let mut inner = String::new();
             let mut depth = 0;
-            for inner in chars.by_ref() {
-                out.push(inner);
-                match inner {
+            for next in chars.by_ref() {
+                inner.push(next);
+                match next {
                     '{' => depth += 1,
                     '}' => {
                         depth -= 1;
@@ -210,6 +220,21 @@ fn sanitize_alias_part(text: &str) -> String {
                     }
                     _ => {}
                 }
+            }
+            out.push(c);
+            // `inner` is `{…}`, or the rest of an unclosed one.
+            match inner
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+                .filter(|expression| {
+                    c == '$' && !expression.starts_with('~') && !expression.ends_with('~')
+                }) {
+                Some(expression) => {
+                    out.push('{');
+                    out.push_str(&plan_time_sanitized(expression));
+                    out.push('}');
+                }
+                None => out.push_str(&inner),
             }
         } else if c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-') {
             out.push(c);
@@ -472,7 +497,15 @@ mod tests {
             sanitize_alias_part("org.trail-${count.index} x"),
             "org-trail-${count.index}-x"
         );
-        assert_eq!(sanitize_alias_part("${var.a[\"k\"]}"), "${var.a[\"k\"]}");
+        // A value known at plan time may hold `.` too: it is replaced then.
+        assert_eq!(
+            sanitize_alias_part("${var.a[\"k\"]}"),
+            "${replace(var.a[\"k\"], \"/[^0-9A-Za-z_/-]/\", \"-\")}"
+        );
+        assert_eq!(
+            sanitize_alias_part("a-%{if x}b%{endif}"),
+            "a-%{if x}b%{endif}"
+        );
     }
 
     #[test]
