@@ -100,9 +100,31 @@ impl Source {
                     _ => display_path(root),
                 }
             }
-            Source::Url(url) => url.clone(),
+            Source::Url(url) => redacted(url),
         }
     }
+}
+
+/// `url` with the credentials it may carry (`https://x-access-token:TOKEN@host/…`, or a token
+/// as the user name) replaced by `***`: how a URL is shown, and what names its clone.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // scp-like `user@host:path`: the user is a name, never a secret.
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The credentials part of `url` (what [`redacted`] hides), if any.
+fn credentials_of(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some(&rest[..at]).filter(|userinfo| !userinfo.is_empty())
 }
 
 /// Reads a `--repos` file: one repository per line, a local path (relative to the file's
@@ -129,13 +151,22 @@ pub fn read_repos_file(file: &Path) -> Result<Vec<Source>, FleetError> {
             message,
         };
         let source = parse_entry(entry, base).map_err(bad)?;
+        // One repository however it is written: `dd`, `./dd`, `dd/`, its absolute path; a
+        // URL with or without `.git`, a trailing `/` or credentials.
         let key = match &source {
-            Source::Local { root, .. } => root.to_string_lossy().into_owned(),
-            Source::Url(url) => url.clone(),
+            Source::Local { root, .. } => std::fs::canonicalize(root)
+                .unwrap_or_else(|_| root.clone())
+                .to_string_lossy()
+                .into_owned(),
+            Source::Url(url) => redacted(url)
+                .trim_end_matches('/')
+                .trim_end_matches(".git")
+                .to_owned(),
         };
         if let Some(first) = seen.insert(key, line_no) {
             return Err(bad(format!(
-                "{entry} is already on line {first}; list each repository once"
+                "{} is already on line {first}; list each repository once",
+                redacted(entry)
             )));
         }
         sources.push(source);
@@ -147,17 +178,18 @@ const SCHEMES: &[&str] = &["https", "http", "ssh", "git", "file"];
 
 fn parse_entry(entry: &str, base: &Path) -> Result<Source, String> {
     if let Some((scheme, rest)) = entry.split_once("://") {
+        let shown = redacted(entry);
         if !SCHEMES.contains(&scheme) {
             return Err(format!(
-                "{entry}: unknown URL scheme {scheme:?} (use https://, ssh://, git://, file:// or a local path)"
+                "{shown}: unknown URL scheme {scheme:?} (use https://, ssh://, git://, file:// or a local path)"
             ));
         }
         let rest = rest.trim_end_matches('/');
         if rest.is_empty() || (scheme != "file" && !rest.contains('/')) {
-            return Err(format!("{entry}: the URL names no repository"));
+            return Err(format!("{shown}: the URL names no repository"));
         }
         if entry.chars().any(char::is_whitespace) {
-            return Err(format!("{entry}: a URL cannot hold spaces"));
+            return Err(format!("{shown}: a URL cannot hold spaces"));
         }
         return Ok(Source::Url(entry.to_owned()));
     }
@@ -231,6 +263,10 @@ pub fn default_workdir() -> PathBuf {
 /// The clone directory of `url` in `workdir`: readable (the URL's host and path) and unique
 /// (a hash of the whole URL), the same on every run.
 pub fn clone_dir(workdir: &Path, url: &str) -> PathBuf {
+    // Named without the credentials: they are no part of a path, and a new token is the
+    // same repository.
+    let shown = redacted(url);
+    let url = shown.as_str();
     let readable: String = url
         .split_once("://")
         .map_or(url, |(_, rest)| rest)
@@ -655,7 +691,7 @@ fn unique_names(sources: &[Source]) -> Vec<String> {
         .map(|source| {
             let full = match source {
                 Source::Local { root, .. } => root.to_string_lossy().into_owned(),
-                Source::Url(url) => url.clone(),
+                Source::Url(url) => redacted(url),
             };
             let last = full
                 .trim_end_matches('/')
@@ -740,6 +776,15 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
             }
         }
     };
+    let mut report = report;
+    if let Source::Url(url) = source {
+        // An error from the transport may quote the URL it was given, token included.
+        if let Some(secret) = credentials_of(url) {
+            for error in &mut report.errors {
+                error.message = error.message.replace(secret, "***");
+            }
+        }
+    }
     keep_row(
         options,
         display,

@@ -377,6 +377,82 @@ fn a_malformed_repos_line_stops_the_run_before_anything_starts() {
     assert!(!workdir.exists(), "nothing started");
 }
 
+/// One repository written several ways (`dd`, `./dd`, `dd/`, its absolute path; a URL with
+/// and without `.git`) is a repeated line: two jobs on one working tree would race.
+#[test]
+fn a_repository_written_two_ways_is_a_repeated_line() {
+    let fleet = Fleet::new();
+    let work = fleet.repo("dd", &[("main.tf", trail_tf("a"))]);
+    let remote = display(&fleet.remote("dd"));
+    for (second, line) in [
+        ("./dd".to_owned(), 2),
+        ("dd/".to_owned(), 2),
+        (display(&work), 2),
+    ] {
+        let repos = fleet.root().join("repos.txt");
+        std::fs::write(&repos, format!("dd\n{second}\n")).unwrap();
+        let output = fleet.ctfix(fleet.root(), &["--repos", &display(&repos)]);
+        assert_eq!(output.status.code(), Some(2), "{second}");
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains(&format!("repos.txt:{line}:")) && stderr.contains("already on line 1"),
+            "{second}: {stderr}"
+        );
+    }
+    let repos = fleet.root().join("urls.txt");
+    let bare = remote.trim_end_matches(".git");
+    std::fs::write(&repos, format!("file://{remote}\nfile://{bare}/\n")).unwrap();
+    let output = fleet.ctfix(fleet.root(), &["--repos", &display(&repos)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("already on line 1"));
+}
+
+/// README: the token "never appears in any output, error or body" — also when it is part of
+/// a repository's URL in `--repos`, in every format, and not in the clone's directory name.
+#[test]
+fn a_token_in_a_repository_url_is_never_printed() {
+    let fleet = Fleet::new();
+    let secret = "ghp_URLTOKENSECRET999";
+    let repos = fleet.root().join("repos.txt");
+    // Nothing listens on port 1: the clone fails at once, with an error that names the URL.
+    std::fs::write(
+        &repos,
+        format!("https://x-access-token:{secret}@127.0.0.1:1/acme/x.git\nhttps://{secret}@127.0.0.1:1/acme/y.git\n"),
+    )
+    .unwrap();
+    let workdir = fleet.root().join("clones");
+    for format in ["text", "json", "sarif"] {
+        let output = fleet.ctfix(
+            fleet.root(),
+            &[
+                "--repos",
+                &display(&repos),
+                "--workdir",
+                &display(&workdir),
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(output.status.code(), Some(2), "{format}: the clones fail");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr_of(&output)
+        );
+        assert!(!all.contains(secret), "{format}: {all}");
+        assert!(
+            all.contains("https://***@127.0.0.1:1/acme/x.git"),
+            "{format}: {all}"
+        );
+    }
+    let leaked = walkdir::WalkDir::new(fleet.root())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().contains(secret))
+        .count();
+    assert_eq!(leaked, 0, "a path holds the token");
+}
+
 /// Ctrl-C part-way: the repository in progress finishes, no other starts; each repository
 /// is untouched or complete; running again finishes the rest and redoes nothing.
 #[test]

@@ -52,7 +52,7 @@ fn clone(url: &str, dir: &Path) -> Result<(), String> {
     RepoBuilder::new()
         .fetch_options(fetch_options())
         .clone(url, &staging)
-        .map_err(|error| format!("cannot clone {url}: {}", error.message()))?;
+        .map_err(|error| format!("cannot clone {}: {}", super::redacted(url), error.message()))?;
     std::fs::rename(&staging, dir)
         .map_err(|error| format!("cannot move the clone to {}: {error}", dir.display()))
 }
@@ -62,19 +62,30 @@ fn refresh(url: &str, dir: &Path) -> Result<(), String> {
         format!("{}: {action}: {}", dir.display(), error.message())
     };
     let repo = Repository::open(dir).map_err(|e| git("opening the clone", e))?;
+    let origin = repo
+        .find_remote("origin")
+        .map_err(|e| git("finding remote origin", e))?;
+    let shown = super::redacted(url);
+    match origin.url() {
+        Some(known) if known == url => {}
+        // The same repository with other credentials (a new token): use these.
+        Some(known) if super::redacted(known) == shown => repo
+            .remote_set_url("origin", url)
+            .map_err(|e| git("updating the remote's URL", e))?,
+        known => {
+            return Err(format!(
+                "{} is a clone of {}, not {shown}; move it away or pass another --workdir",
+                dir.display(),
+                known.map_or_else(|| "an unknown URL".to_owned(), super::redacted)
+            ))
+        }
+    }
     let mut origin = repo
         .find_remote("origin")
         .map_err(|e| git("finding remote origin", e))?;
-    if origin.url() != Some(url) {
-        return Err(format!(
-            "{} is a clone of {}, not {url}; move it away or pass another --workdir",
-            dir.display(),
-            origin.url().unwrap_or("an unknown URL")
-        ));
-    }
     origin
         .fetch(&[] as &[&str], Some(&mut fetch_options()), None)
-        .map_err(|error| format!("cannot fetch {url}: {}", error.message()))?;
+        .map_err(|error| format!("cannot fetch {shown}: {}", error.message()))?;
 
     let leave = |why: String| {
         format!(
