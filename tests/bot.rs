@@ -451,6 +451,38 @@ fn a_persons_commit_leaves_branch_and_pull_request_alone(tools: &Tools) {
     world.server().assert_valid();
 }
 
+/// A reviewer amends ctfix's commit (the trailer stays, the content changes): that is a
+/// person's commit too, never force-pushed away.
+fn an_amended_ctfix_commit_is_a_persons_commit(tools: &Tools) {
+    let world = World::new(Some(tools));
+    first_run(&world);
+    world.git(&["switch", "-q", BRANCH]);
+    let file = world.root.join("live/prod/cloudtrail.tf");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "deletion_window_in_days = 30",
+            "deletion_window_in_days = 7 ",
+        ),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), text);
+    world.git(&["commit", "-q", "-a", "--amend", "--no-edit"]);
+    world.git(&["push", "-q", "-f", "origin", BRANCH]);
+    let amended = world.remote_tip();
+    world.move_main("late");
+    let (output, report) = world.bot(&[]);
+    assert_exit(&output, 1);
+    assert_eq!(commit(&report)["branch_state"], "edited", "{report:#}");
+    assert_eq!(
+        world.remote_tip(),
+        amended,
+        "the amended commit was replaced"
+    );
+    world.server().assert_valid();
+}
+
 fn a_pull_request_closed_unmerged_is_declined(tools: &Tools) {
     let world = World::new(Some(tools));
     let first = first_run(&world);
@@ -931,6 +963,10 @@ fn main() {
         (
             "a_persons_commit_leaves_branch_and_pull_request_alone",
             a_persons_commit_leaves_branch_and_pull_request_alone,
+        ),
+        (
+            "an_amended_ctfix_commit_is_a_persons_commit",
+            an_amended_ctfix_commit_is_a_persons_commit,
         ),
         (
             "a_pull_request_closed_unmerged_is_declined",

@@ -3,8 +3,10 @@
 //! current, and never overwrites a person's commits).
 //!
 //! ctfix marks its commits with the trailer [`TRAILER`], not by author: bots share
-//! identities. A branch whose every commit since it left its base carries the trailer is
-//! ctfix's own, and a re-run rebuilds it on the base; one commit without it means a person
+//! identities. A second trailer, [`TREE_TRAILER`], records the tree ctfix committed: a person
+//! who amends ctfix's commit keeps the first trailer but changes the tree. A branch whose
+//! every commit since it left its base carries the trailer (and, when recorded, still has its
+//! tree) is ctfix's own, and a re-run rebuilds it on the base; any other commit means a person
 //! edited the branch, and ctfix leaves it alone.
 
 use std::path::{Path, PathBuf};
@@ -16,9 +18,35 @@ use super::vcs::{push_target, remote_callbacks, Doing, VcsError};
 /// The trailer on every commit ctfix makes.
 pub const TRAILER: &str = "Generated-by: ctfix";
 
+/// The trailer naming the tree ctfix committed.
+pub const TREE_TRAILER: &str = "Ctfix-Tree:";
+
 /// Whether a commit message carries ctfix's trailer.
 pub fn is_ctfix_message(message: &str) -> bool {
     message.lines().any(|line| line.trim() == TRAILER)
+}
+
+/// Whether a commit is as ctfix made it: its message carries the trailer, and its tree is the
+/// one the message records (commits of versions that recorded none are judged by the trailer
+/// alone).
+pub fn is_ctfix_commit(message: &str, tree: Oid) -> bool {
+    is_ctfix_message(message)
+        && message
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(TREE_TRAILER))
+            .all(|recorded| recorded.trim() == tree.to_string())
+}
+
+/// Adds the tree trailer to a message, before ctfix's trailer when that ends it (it stays the
+/// last line).
+pub fn with_tree_trailer(message: &str, tree: Oid) -> String {
+    let message = message.trim_end();
+    match message.strip_suffix(TRAILER) {
+        Some(before) if before.ends_with('\n') => {
+            format!("{before}{TREE_TRAILER} {tree}\n{TRAILER}\n")
+        }
+        _ => format!("{message}\n{TREE_TRAILER} {tree}\n"),
+    }
 }
 
 /// Adds ctfix's trailer to a commit message.
@@ -225,18 +253,21 @@ fn read_remote(
 
 /// Whose commits a branch holds since it left its base.
 struct History {
-    /// How many are ctfix's (a branch merged into the base counts its tip, if ctfix's).
+    /// How many carry ctfix's trailer, amended or not (a branch merged into the base counts
+    /// its tip, if ctfix's): the branch is ctfix's.
     ours: usize,
-    /// The first one that is not ctfix's (short hash and subject).
+    /// The first one that is not as ctfix made it (short hash and subject): a person's, or
+    /// ctfix's amended by a person.
     foreign: Option<String>,
 }
 
 fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsError> {
     let is_ours = |oid: Oid| -> Result<bool, VcsError> {
         let commit = repo.find_commit(oid).doing("reading a commit")?;
-        Ok(is_ctfix_message(&String::from_utf8_lossy(
-            commit.message_bytes(),
-        )))
+        Ok(is_ctfix_commit(
+            &String::from_utf8_lossy(commit.message_bytes()),
+            commit.tree_id(),
+        ))
     };
     let mut walk = repo.revwalk().doing("walking the branch")?;
     walk.push(tip).doing("walking the branch")?;
@@ -247,14 +278,22 @@ fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsE
     };
     for oid in walk {
         let oid = oid.doing("walking the branch")?;
-        if is_ours(oid)? {
+        let commit = repo.find_commit(oid).doing("reading a commit")?;
+        let message = String::from_utf8_lossy(commit.message_bytes());
+        let marked = is_ctfix_message(&message);
+        if marked {
             history.ours += 1;
-        } else if history.foreign.is_none() {
-            let commit = repo.find_commit(oid).doing("reading a commit")?;
+        }
+        if history.foreign.is_none() && !is_ctfix_commit(&message, commit.tree_id()) {
             history.foreign = Some(format!(
-                "{} {}",
+                "{} {}{}",
                 super::vcs::short(oid),
-                commit.summary().unwrap_or("")
+                commit.summary().unwrap_or(""),
+                if marked {
+                    " (ctfix's commit, amended)"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -298,5 +337,20 @@ mod tests {
         assert!(message.ends_with("\n\nGenerated-by: ctfix\n"));
         assert!(is_ctfix_message(&message));
         assert!(!is_ctfix_message("Encrypt logs\n\nby hand"));
+    }
+
+    #[test]
+    fn an_amended_tree_is_no_longer_ctfix_s() {
+        let tree = Oid::from_str("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap();
+        let other = Oid::from_str("0000000000000000000000000000000000000001").unwrap();
+        let message = with_tree_trailer(&with_trailer("Encrypt logs\n"), tree);
+        assert_eq!(
+            message,
+            format!("Encrypt logs\n\nCtfix-Tree: {tree}\nGenerated-by: ctfix\n")
+        );
+        assert!(is_ctfix_commit(&message, tree));
+        assert!(!is_ctfix_commit(&message, other));
+        // A commit of a version that recorded no tree: the trailer decides.
+        assert!(is_ctfix_commit(&with_trailer("Encrypt logs\n"), other));
     }
 }

@@ -509,12 +509,13 @@ pub fn commit(
     let tree = repo.find_tree(tree_id).doing("reading the commit's tree")?;
     let signature = signature(&repo)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let message = super::branch::with_tree_trailer(message, tree_id);
     let id = repo
         .commit(
             Some("HEAD"),
             &signature,
             &signature,
-            message,
+            &message,
             &tree,
             &parents,
         )
