@@ -610,3 +610,50 @@ fn the_guard_names_exactly_the_files_with_uncommitted_work() {
         .unwrap()
         .contains("kms_key_id"));
 }
+
+/// A shallow clone (actions/checkout's default) lacks the history ctfix reads to judge its
+/// branch once the base moved: a clear refusal before anything is written, not "object not
+/// found".
+#[test]
+fn a_shallow_clone_is_refused_with_what_to_fetch() {
+    let repo = Repo::new();
+    let parent = repo.root.parent().unwrap().to_path_buf();
+    git(
+        &parent,
+        &repo.home,
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    repo.git(&["remote", "add", "origin", "../remote.git"]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let first = repo.ctfix(&["--apply", "--yes", "--branch", "fix", "--push", "-q", "."]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    // The base moves on.
+    repo.git(&["switch", "-q", "main"]);
+    std::fs::write(repo.root.join("README.md"), "infra\n").unwrap();
+    repo.git(&["add", "README.md"]);
+    repo.git(&["commit", "-q", "-m", "docs"]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    // Next week's checkout: one commit deep.
+    let remote = format!("file://{}", parent.join("remote.git").display());
+    git(
+        &parent,
+        &repo.home,
+        &["clone", "-q", "--depth", "1", &remote, "shallow"],
+    );
+    let shallow = Repo {
+        _tmp: tempfile::tempdir().unwrap(),
+        home: repo.home.clone(),
+        root: parent.join("shallow"),
+    };
+    shallow.git(&["config", "user.name", "Platform Bot"]);
+    shallow.git(&["config", "user.email", "bot@example.com"]);
+    let stderr = shallow.assert_refused(
+        &["--apply", "--yes", "--branch", "fix", "--push", "."],
+        "shallow clone",
+    );
+    assert!(stderr.contains("git fetch --unshallow"), "{stderr}");
+    assert!(
+        shallow.root.join(".git/shallow").is_file(),
+        "the clone no longer knows it is shallow"
+    );
+}

@@ -157,6 +157,13 @@ pub fn inspect(
             verdict: Verdict::CheckedOut,
         }));
     }
+    // A shallow clone lacks the history the branch is judged by, and libgit2's fetch of the
+    // branch into it drops the clone's record of being shallow: refuse before fetching.
+    if repo.is_shallow() || repo.commondir().join("shallow").is_file() {
+        return Err(VcsError::Refused(format!(
+            "the repository is a shallow clone, without the history ctfix reads to judge branch {branch}: fetch it whole first (`git fetch --unshallow`; actions/checkout: `fetch-depth: 0`)"
+        )));
+    }
     let base_commit = head.peel_to_commit().doing("reading HEAD")?.id();
     let local = repo
         .find_branch(branch, BranchType::Local)
