@@ -657,3 +657,50 @@ fn a_shallow_clone_is_refused_with_what_to_fetch() {
         "the clone no longer knows it is shallow"
     );
 }
+
+/// CI checks out a detached HEAD: with `--base` naming the branch at that commit the bot's
+/// rules apply as on the branch itself (created, then updated after the base moved); without
+/// it, a clear refusal instead of a branch made from HEAD that the push then rejects.
+#[test]
+fn a_detached_head_is_the_base_named_by_base() {
+    let repo = Repo::new();
+    let parent = repo.root.parent().unwrap().to_path_buf();
+    git(
+        &parent,
+        &repo.home,
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    repo.git(&["remote", "add", "origin", "../remote.git"]);
+    repo.git(&["push", "-q", "-u", "origin", "main"]);
+    let state = |output: &Output| -> String {
+        assert!(output.status.code().unwrap() < 2, "{}", stderr_of(output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json["commit"]["branch_state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    repo.git(&["checkout", "-q", "--detach", "main"]);
+    repo.assert_refused(
+        &["--apply", "--yes", "--branch", "fix", "--push", "."],
+        "HEAD is detached",
+    );
+    let bot = [
+        "--apply", "--yes", "--branch", "fix", "--push", "--base", "main", "--format", "json", ".",
+    ];
+    assert_eq!(state(&repo.ctfix(&bot)), "created");
+    // The base moves on; next week's detached checkout of it.
+    repo.git(&["switch", "-q", "main"]);
+    std::fs::write(repo.root.join("README.md"), "infra\n").unwrap();
+    repo.git(&["add", "README.md"]);
+    repo.git(&["commit", "-q", "-m", "docs"]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.git(&["checkout", "-q", "--detach", "main"]);
+    assert_eq!(state(&repo.ctfix(&bot)), "updated");
+    let remote = parent.join("remote.git");
+    assert_eq!(
+        git_text(&remote, &repo.home, &["rev-parse", "fix^"]),
+        git_text(&remote, &repo.home, &["rev-parse", "main"]),
+        "rebuilt on the moved base"
+    );
+}

@@ -98,8 +98,8 @@ pub enum Verdict {
 /// when pushing (its commits are fetched to judge them). `base` names the base branch, which
 /// must be the one checked out: the fixes are computed on the working tree.
 ///
-/// `None` outside a repository, on an invalid name or a detached `HEAD` without `--base`:
-/// the commit's own checks then say what is wrong.
+/// `None` outside a repository or on an invalid name: the commit's own checks then say what
+/// is wrong. A detached `HEAD` needs `--base` naming the branch at its commit.
 pub fn inspect(
     start: &Path,
     branch: &str,
@@ -132,13 +132,33 @@ pub fn inspect(
         .is_branch()
         .then(|| head.shorthand().map(str::to_owned))
         .flatten();
+    // A detached HEAD (how most CI systems check out) is on `--base` when that branch, or
+    // its remote-tracking branch, is at HEAD's commit; without `--base` the branch's base is
+    // unknown, and the bot's rules cannot be applied.
     let checked_out = match (checked_out, base) {
         (Some(name), _) => name,
-        (None, None) => return Ok(None),
-        (None, Some(base)) => {
+        (None, None) => {
             return Err(VcsError::Refused(format!(
-                "--base {base}: HEAD is detached; check out {base} first (git switch {base})"
+                "--branch {branch}: HEAD is detached, so ctfix does not know the branch it is on; pass --base with that branch's name (the pull request's base), or check it out (git switch <branch>)"
             )))
+        }
+        (None, Some(base)) => {
+            let head_commit = head.peel_to_commit().doing("reading HEAD")?.id();
+            let at_head = |name: &str| {
+                repo.find_reference(name)
+                    .ok()
+                    .and_then(|r| r.peel_to_commit().ok())
+                    .is_some_and(|c| c.id() == head_commit)
+            };
+            let remote_name = remote.unwrap_or("origin");
+            if !at_head(&format!("refs/heads/{base}"))
+                && !at_head(&format!("refs/remotes/{remote_name}/{base}"))
+            {
+                return Err(VcsError::Refused(format!(
+                    "--base {base}: HEAD is detached at a commit that is not {base}'s; check out {base} first (git switch {base})"
+                )));
+            }
+            base.to_owned()
         }
     };
     if let Some(base) = base {
