@@ -377,6 +377,54 @@ fn a_malformed_repos_line_stops_the_run_before_anything_starts() {
     assert!(!workdir.exists(), "nothing started");
 }
 
+/// The clone cache follows the remote's default branch as it is now: a repository empty when
+/// first cloned is judged once it has content, and a renamed default branch is followed.
+#[test]
+fn the_clone_follows_the_remotes_default_branch() {
+    let fleet = Fleet::new();
+    let remote = fleet.remote("late");
+    fleet.git(
+        fleet.root(),
+        &["init", "-q", "--bare", "-b", "main", &display(&remote)],
+    );
+    let repos = fleet.root().join("repos.txt");
+    std::fs::write(&repos, format!("file://{}\n", display(&remote))).unwrap();
+    let workdir = fleet.root().join("clones");
+    let run = || {
+        let output = fleet.ctfix(
+            fleet.root(),
+            &[
+                "--repos",
+                &display(&repos),
+                "--workdir",
+                &display(&workdir),
+                "--format",
+                "json",
+            ],
+        );
+        assert!(output.status.code().unwrap() < 2, "{}", stderr_of(&output));
+        json_of(&output)["summary"]["trails"].as_u64().unwrap()
+    };
+    assert_eq!(run(), 0, "empty");
+    assert_eq!(run(), 0, "still empty");
+    // Content arrives on main.
+    let work = fleet.root().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("main.tf"), trail_tf("a")).unwrap();
+    fleet.git(&work, &["init", "-q"]);
+    fleet.git(&work, &["add", "-A"]);
+    fleet.git(&work, &["commit", "-q", "-m", "infra"]);
+    fleet.git(&work, &["push", "-q", &display(&remote), "main"]);
+    assert_eq!(run(), 1, "the pushed trail");
+    // The default branch becomes trunk, with a second trail; main stays behind.
+    std::fs::write(work.join("b.tf"), trail_tf("b")).unwrap();
+    fleet.git(&work, &["add", "-A"]);
+    fleet.git(&work, &["commit", "-q", "-m", "more"]);
+    fleet.git(&work, &["push", "-q", &display(&remote), "main:trunk"]);
+    fleet.git(&remote, &["symbolic-ref", "HEAD", "refs/heads/trunk"]);
+    assert_eq!(run(), 2, "trunk's trails");
+}
+
 /// One repository written several ways (`dd`, `./dd`, `dd/`, its absolute path; a URL with
 /// and without `.git`) is a repeated line: two jobs on one working tree would race.
 #[test]

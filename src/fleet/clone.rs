@@ -86,6 +86,31 @@ fn refresh(url: &str, dir: &Path) -> Result<(), String> {
     origin
         .fetch(&[] as &[&str], Some(&mut fetch_options()), None)
         .map_err(|error| format!("cannot fetch {shown}: {}", error.message()))?;
+    // The remote's default branch as it is now (the clone's origin/HEAD was set when it was
+    // made: the repository may have been empty then, or renamed its default branch since).
+    match origin.default_branch() {
+        Ok(name) => {
+            let name = name.as_str().unwrap_or_default().to_owned();
+            if let Some(branch) = name.strip_prefix("refs/heads/") {
+                repo.reference_symbolic(
+                    "refs/remotes/origin/HEAD",
+                    &format!("refs/remotes/origin/{branch}"),
+                    true,
+                    "ctfix: the remote's default branch",
+                )
+                .map_err(|e| git("recording the remote's default branch", e))?;
+            }
+        }
+        // Still empty: nothing to check out, nothing to judge.
+        Err(_)
+            if repo
+                .references_glob("refs/remotes/origin/*")
+                .is_ok_and(|mut r| r.next().is_none()) =>
+        {
+            return Ok(());
+        }
+        Err(_) => {}
+    }
 
     let leave = |why: String| {
         format!(
