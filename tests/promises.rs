@@ -106,42 +106,55 @@ fn links_to_directories_are_not_followed() {
 }
 
 /// The two hooks of `.pre-commit-hooks.yaml`, run as pre-commit runs them: the entry split on
-/// spaces, with the staged `.tf` files appended.
+/// spaces, in the repository's top, without file names (`pass_filenames: false`): a trail
+/// depends on files a commit may not stage, so the hooks judge the repository as CI does.
 #[test]
 fn pre_commit_hooks_fail_on_a_trail_to_fix_and_the_fix_hook_writes_it() {
     let hooks = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml"),
     )
     .unwrap();
-    let entry = |id: &str| -> Vec<String> {
+    let field = |id: &str, name: &str| -> String {
         let start = hooks
             .find(&format!("- id: {id}\n"))
             .unwrap_or_else(|| panic!("no hook {id}"));
-        let line = hooks[start..]
+        hooks[start + 1..]
             .lines()
-            .find_map(|l| l.trim().strip_prefix("entry: "))
-            .unwrap();
-        line.split_whitespace().map(str::to_owned).collect()
-    };
-    let files = |id: &str| -> String {
-        let start = hooks.find(&format!("- id: {id}\n")).unwrap();
-        hooks[start..]
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("files: "))
-            .unwrap()
+            .take_while(|l| !l.starts_with("- id:"))
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{id}: no {name}"))
             .to_owned()
     };
     for id in ["ctfix", "ctfix-fix"] {
-        assert_eq!(files(id), r"\.tf$", "{id} runs on .tf files");
+        assert_eq!(field(id, "pass_filenames"), "false", "{id}");
+        // pre-commit matches `files` with Python's `re.search`.
+        let files = regex::Regex::new(&field(id, "files")).unwrap();
+        let files = |path: &str| files.is_match(path);
+        for staged in [
+            "main.tf",
+            "m/key.tf",
+            "x.tf.json",
+            "terraform.tfvars",
+            "a.auto.tfvars.json",
+            ".ctfix.toml",
+            "live/.ctfix.toml",
+        ] {
+            assert!(files(staged), "{id} runs when {staged} is staged");
+        }
+        for staged in ["README.md", "main.tfx", "ctfix.toml"] {
+            assert!(!files(staged), "{id} does not run for {staged}");
+        }
     }
-    let run_hook = |id: &str, dir: &Path, file: &str| {
-        let entry = entry(id);
+    let run_hook = |id: &str, dir: &Path| {
+        let entry: Vec<String> = field(id, "entry")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
         assert_eq!(entry[0], "ctfix", "{id}");
         Command::new(env!("CARGO_BIN_EXE_ctfix"))
             .current_dir(dir)
             .env("NO_COLOR", "1")
             .args(&entry[1..])
-            .arg(file)
             .output()
             .unwrap()
     };
@@ -149,7 +162,7 @@ fn pre_commit_hooks_fail_on_a_trail_to_fix_and_the_fix_hook_writes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write_trail_module(&tmp.path().join("m"), "t");
     // Check hook: the commit fails while the trail needs a fix.
-    let output = run_hook("ctfix", tmp.path(), "m/main.tf");
+    let output = run_hook("ctfix", tmp.path());
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("@@"),
@@ -160,14 +173,30 @@ fn pre_commit_hooks_fail_on_a_trail_to_fix_and_the_fix_hook_writes_it() {
         .contains("kms_key_id"));
     // Fix hook: writes the safe fix (the file is "staged work": --allow-dirty), exit 0, and
     // pre-commit then stops the commit because a file changed.
-    let output = run_hook("ctfix-fix", tmp.path(), "m/main.tf");
+    let output = run_hook("ctfix-fix", tmp.path());
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert!(std::fs::read_to_string(&path)
-        .unwrap()
-        .contains("kms_key_id"));
-    // And the check hook passes on the fixed file.
-    let output = run_hook("ctfix", tmp.path(), "m/main.tf");
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert!(fixed.contains("kms_key_id"));
+    // And the check hook passes on the fixed tree.
+    let output = run_hook("ctfix", tmp.path());
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    // A commit that changes only the key's file, taking CloudTrail's permission away, fails:
+    // the trail in the other file is judged too.
+    let key_at = fixed.find("resource \"aws_kms_key\"").unwrap();
+    std::fs::write(&path, &fixed[..key_at]).unwrap();
+    let key = tmp.path().join("m/key.tf");
+    std::fs::write(
+        &key,
+        fixed[key_at..].replace("kms:GenerateDataKey*", "kms:Decrypt"),
+    )
+    .unwrap();
+    let output = run_hook("ctfix", tmp.path());
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[test]
