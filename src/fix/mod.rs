@@ -598,6 +598,39 @@ impl FixPlanner<'_> {
         let path = &file.source.path;
         let newline = file.source.newline();
         let block = module.block(call.call);
+        let cannot_wire = || {
+            let start = block.ident.span().map_or(0, |r| r.start);
+            let (line, column) = file.source.line_col(start);
+            FileError::at(
+                path,
+                line,
+                column,
+                format!(
+                    "module.{}: cannot locate the block's braces to set {}",
+                    call.call_name, call.input
+                ),
+            )
+        };
+        if let Some(use_key) = self.key.use_key.clone() {
+            // The organisation's central key, passed to the call as to a trail.
+            let value = use_key.value();
+            let declared = self.declare_central_key(call.call.file, block, &use_key);
+            let wire = set_attribute(text, block, call.input, &value, newline)
+                .ok_or_else(cannot_wire)?;
+            let mut edits = vec![with_path(path, wire)];
+            edits.extend(declared.edits);
+            return Ok(Fix {
+                title: format!(
+                    "pass {} = {value} {CENTRAL_KEY_MARK} to module.{}{}",
+                    call.input, call.call_name, declared.title
+                ),
+                applicability: declared
+                    .cap
+                    .map_or(call.applicability, |cap| call.applicability.min(cap)),
+                edits,
+                note: declared.note,
+            });
+        }
         let provider = module_block_provider(text, block);
         let key_label =
             self.claim_label("resource", "aws_kms_key", &key_label_base(call.call_name));
@@ -638,24 +671,30 @@ impl FixPlanner<'_> {
             partition_label: &partition,
             identity_label: &identity,
         });
+        // The organisation's settings for generated keys, as for a key next to a trail.
+        let key = apply_key_options(&key, &self.key);
+        let alias = self.key.alias.clone().map(|pattern| {
+            let label = self.claim_label("resource", "aws_kms_alias", &key_label);
+            let text = render_alias(&AliasParams {
+                label: &label,
+                pattern: &pattern,
+                trail_name: &call.trail_name,
+                trail_label: call.call_name,
+                key_label: &key_label,
+                meta_arguments: &meta_arguments,
+            });
+            (format!("aws_kms_alias.{label}"), text)
+        });
         let wire =
-            set_attribute(text, block, call.input, &reference, newline).ok_or_else(|| {
-                let start = block.ident.span().map_or(0, |r| r.start);
-                let (line, column) = file.source.line_col(start);
-                FileError::at(
-                    path,
-                    line,
-                    column,
-                    format!(
-                        "module.{}: cannot locate the block's braces to set {}",
-                        call.call_name, call.input
-                    ),
-                )
-            })?;
+            set_attribute(text, block, call.input, &reference, newline).ok_or_else(cannot_wire)?;
         let mut blocks = vec![key];
+        let mut title = format!("generate aws_kms_key.{key_label}");
+        if let Some((address, text)) = &alias {
+            title.push_str(&format!(" and {address}"));
+            blocks.push(text.clone());
+        }
         blocks.extend(new_blocks.iter().map(|(_, text)| text.clone()));
         let append = append_after_block(text, block, &blocks, newline);
-        let mut title = format!("generate aws_kms_key.{key_label}");
         for (address, _) in &new_blocks {
             title.push_str(&format!(" and {address}"));
         }
@@ -726,37 +765,14 @@ impl FixPlanner<'_> {
         let module = self.module;
         let file = &module.files[trail.at.file];
         let block = module.block(trail.at);
-        let mut edits = Vec::new();
         let mut title = format!("set {KMS_KEY_ID} = {value} {CENTRAL_KEY_MARK}");
-        if let UseKey::Expression(expression) = use_key {
-            match undeclared_root(module, expression) {
-                Undeclared::None => {}
-                Undeclared::Variable(name) => {
-                    if self
-                        .used
-                        .insert(("variable".to_owned(), name.clone(), String::new()))
-                    {
-                        let variable = format!(
-                            "variable \"{name}\" {{\n  description = \"ARN of the KMS key that encrypts CloudTrail logs (the organisation's central key)\"\n  type        = string\n}}"
-                        );
-                        let append = append_after_block(
-                            &file.source.text,
-                            block,
-                            &[variable],
-                            file.source.newline(),
-                        );
-                        edits.push(with_path(&file.source.path, append));
-                        title.push_str(&format!(" and declare variable {name}"));
-                    }
-                    applicability = applicability.min(Applicability::Unsafe);
-                    note = Some(format!("declares variable {name} without a default: every caller of this module must now pass the key's ARN"));
-                }
-                Undeclared::Other(what) => {
-                    applicability = Applicability::DisplayOnly;
-                    note = Some(format!("the configured use-key names {what}, which this module does not declare: declare it (or change use-key in .ctfix.toml), then run ctfix again"));
-                }
-            }
+        let declared = self.declare_central_key(trail.at.file, block, use_key);
+        let mut edits = declared.edits;
+        title.push_str(&declared.title);
+        if let Some(cap) = declared.cap {
+            applicability = applicability.min(cap);
         }
+        note = declared.note.or(note);
         let wire = set_attribute(
             &file.source.text,
             block,
@@ -780,6 +796,61 @@ impl FixPlanner<'_> {
             edits,
             note,
         }))
+    }
+}
+
+/// What wiring the central key needs besides the wire itself.
+#[derive(Default)]
+struct CentralKeyDeclarations {
+    /// The variable the expression names, declared.
+    edits: Vec<Edit>,
+    /// What the title adds (" and declare variable …").
+    title: String,
+    /// The most the fix may be.
+    cap: Option<Applicability>,
+    /// Why.
+    note: Option<String>,
+}
+
+impl FixPlanner<'_> {
+    /// Declares what a `use-key` expression names that the module holding `block` lacks: a
+    /// variable (every caller must then pass it: unsafe), or nothing it can declare (the fix
+    /// is only shown). A literal ARN needs nothing.
+    fn declare_central_key(
+        &mut self,
+        file: usize,
+        block: &Block,
+        use_key: &UseKey,
+    ) -> CentralKeyDeclarations {
+        let mut declared = CentralKeyDeclarations::default();
+        let UseKey::Expression(expression) = use_key else {
+            return declared;
+        };
+        let source = &self.module.files[file].source;
+        match undeclared_root(self.module, expression) {
+            Undeclared::None => {}
+            Undeclared::Variable(name) => {
+                if self
+                    .used
+                    .insert(("variable".to_owned(), name.clone(), String::new()))
+                {
+                    let variable = format!(
+                        "variable \"{name}\" {{\n  description = \"ARN of the KMS key that encrypts CloudTrail logs (the organisation's central key)\"\n  type        = string\n}}"
+                    );
+                    let append =
+                        append_after_block(&source.text, block, &[variable], source.newline());
+                    declared.edits.push(with_path(&source.path, append));
+                    declared.title = format!(" and declare variable {name}");
+                }
+                declared.cap = Some(Applicability::Unsafe);
+                declared.note = Some(format!("declares variable {name} without a default: every caller of this module must now pass the key's ARN"));
+            }
+            Undeclared::Other(what) => {
+                declared.cap = Some(Applicability::DisplayOnly);
+                declared.note = Some(format!("the configured use-key names {what}, which this module does not declare: declare it (or change use-key in .ctfix.toml), then run ctfix again"));
+            }
+        }
+        declared
     }
 }
 

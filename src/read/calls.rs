@@ -1129,7 +1129,7 @@ fn plan(
         let caller = view[&site.caller];
         let planner = planners
             .entry(site.caller.clone())
-            .or_insert_with(|| FixPlanner::new(caller));
+            .or_insert_with(|| FixPlanner::new(caller).with_key_options(&settings.key));
         let first = &instances[members[0]];
         // Instances of one call with different names share the key: name-scoped only when
         // they agree.
