@@ -615,8 +615,8 @@ impl FixPlanner<'_> {
             // The organisation's central key, passed to the call as to a trail.
             let value = use_key.value();
             let declared = self.declare_central_key(call.call.file, block, &use_key);
-            let wire = set_attribute(text, block, call.input, &value, newline)
-                .ok_or_else(cannot_wire)?;
+            let wire =
+                set_attribute(text, block, call.input, &value, newline).ok_or_else(cannot_wire)?;
             let mut edits = vec![with_path(path, wire)];
             edits.extend(declared.edits);
             return Ok(Fix {

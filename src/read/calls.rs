@@ -889,6 +889,63 @@ fn input_reaching_key(module: &Module, expr: &Expression, depth: usize) -> Optio
 }
 
 /// `var.<name>` exactly.
+/// The variables a string (or template of `var.<name>` interpolations, or one `var.<name>`)
+/// reads; `None` when it reads anything else (a local, `each.key`, a function call).
+fn variables_read(expr: &Expression) -> Option<BTreeSet<String>> {
+    match expr {
+        Expression::String(_) => Some(BTreeSet::new()),
+        Expression::StringTemplate(template) => {
+            let mut variables = BTreeSet::new();
+            for element in template.iter() {
+                match element {
+                    hcl_edit::template::Element::Literal(_) => {}
+                    hcl_edit::template::Element::Interpolation(interpolation) => {
+                        variables.insert(passed_variable(&interpolation.expr)?);
+                    }
+                    hcl_edit::template::Element::Directive(_) => return None,
+                }
+            }
+            Some(variables)
+        }
+        _ => passed_variable(expr).map(|name| BTreeSet::from([name])),
+    }
+}
+
+/// An instance address with its instance keys left out: `module.r["a"].aws_cloudtrail.t[0]`
+/// is `module.r.aws_cloudtrail.t`.
+fn without_instance_keys(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    let mut depth = 0;
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in address.chars() {
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '[' if !quoted => depth += 1,
+                ']' if !quoted => depth -= 1,
+                _ => {}
+            }
+        } else if c == '[' {
+            depth = 1;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether an argument is a value fixed in the code: a string without interpolation, a
+/// number or a bool.
+fn is_fixed_literal(expr: &Expression) -> bool {
+    matches!(
+        expr,
+        Expression::String(_) | Expression::Number(_) | Expression::Bool(_)
+    )
+}
+
 fn passed_variable(expr: &Expression) -> Option<String> {
     let Expression::Traversal(traversal) = expr else {
         return None;
@@ -988,9 +1045,23 @@ fn plan_for(view: &HashMap<PathBuf, &Module>, instance: &Instance) -> Plan {
         Applicability::Unsafe
     };
     // The trail's name for the key policy: the argument's own text when this call passes
-    // the name variable directly (it may read each.key), else the evaluated name.
+    // the name variable directly (it may read each.key); else the evaluated name, when no
+    // value it reads can differ at apply (a caller's variable, tfvars, `-var`); else unknown
+    // (the policy then covers the account's trails).
     let trail_name = trail_block.body.get_attribute("name").and_then(|attr| {
-        let name_var = passed_variable(&attr.value)?;
+        let Some(name_var) = passed_variable(&attr.value) else {
+            let stable = level == instance.frames.len() - 1
+                && variables_read(&attr.value).is_some_and(|variables| {
+                    variables.iter().all(|variable| {
+                        caller
+                            .block(frame.call.block)
+                            .body
+                            .get_attribute(variable)
+                            .is_none_or(|passed| is_fixed_literal(&passed.value))
+                    })
+                });
+            return (!stable).then_some(TrailName::Unknown);
+        };
         if level != instance.frames.len() - 1 {
             return None;
         }
@@ -1148,7 +1219,8 @@ fn plan(
             .find(|f| f.caller == site.caller && f.call.block == site.block)
             .map(|f| f.call.name.clone())
             .unwrap_or_default();
-        let address = findings[members[0]].resource.clone();
+        // The key serves every instance the call reaches: named without instance keys.
+        let address = without_instance_keys(&findings[members[0]].resource);
         let planned = planner.generate_key_for_call(&CallSiteKey {
             call: site.block,
             call_name,
@@ -1339,6 +1411,18 @@ fn converge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_keys_are_left_out_of_a_shared_keys_address() {
+        assert_eq!(
+            without_instance_keys("module.r[\"a]\\\"\"].module.w[0].aws_cloudtrail.t[1]"),
+            "module.r.module.w.aws_cloudtrail.t"
+        );
+        assert_eq!(
+            without_instance_keys("module.t.aws_cloudtrail.this"),
+            "module.t.aws_cloudtrail.this"
+        );
+    }
 
     #[test]
     fn paths_normalize_without_the_disk() {
