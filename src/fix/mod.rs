@@ -585,12 +585,15 @@ pub struct CallSiteKey<'a> {
     pub trail_address: &'a str,
     /// Safe, or unsafe when the argument replaces a value a human set.
     pub applicability: Applicability,
+    /// The calling module's provider configuration the trail runs on (`aws.eu`), `None` for
+    /// the default one: the key and its data sources go on it.
+    pub provider: Option<String>,
 }
 
 impl FixPlanner<'_> {
-    /// Generates a key in the calling module, next to the `module` block, with the block's
-    /// provider, `count` and `for_each`, and sets the block's argument to the key's ARN. The
-    /// called module's files are not touched.
+    /// Generates a key in the calling module, next to the `module` block, on the trail's
+    /// provider as the block passes it, with the block's `count` and `for_each`, and sets the
+    /// block's argument to the key's ARN. The called module's files are not touched.
     pub fn generate_key_for_call(&mut self, call: &CallSiteKey<'_>) -> Result<Fix, FileError> {
         let module = self.module;
         let file = &module.files[call.call.file];
@@ -631,7 +634,7 @@ impl FixPlanner<'_> {
                 note: declared.note,
             });
         }
-        let provider = module_block_provider(text, block);
+        let provider = call.provider.clone();
         let key_label =
             self.claim_label("resource", "aws_kms_key", &key_label_base(call.call_name));
         let mut new_blocks = Vec::new();
@@ -711,28 +714,40 @@ impl FixPlanner<'_> {
     }
 }
 
-/// The AWS provider a `module` block passes (`providers = { aws = aws.audit }`), normalised
-/// as [`provider_of`] does; `None` for the default provider.
-pub fn module_block_provider(source: &str, block: &Block) -> Option<String> {
-    let attr = block.body.get_attribute("providers")?;
-    let Expression::Object(object) = &attr.value else {
-        return None;
-    };
-    object.iter().find_map(|(key, value)| {
-        let name = match key {
-            ObjectKey::Ident(ident) => ident.as_str().to_owned(),
-            ObjectKey::Expression(expr) => source.get(expr.span()?)?.trim().to_owned(),
-        };
-        if name != "aws" {
-            return None;
-        }
-        let text = source.get(value.expr().span()?)?;
-        Some(
-            text.chars()
-                .filter(|c| !c.is_whitespace() && *c != '"')
-                .collect(),
-        )
-    })
+/// The provider configuration of the calling module that a `module` block passes to the
+/// called module as `inner` (`aws`, or an alias such as `aws.audit` the called module declares
+/// in `configuration_aliases`): the entry of `providers = { … }`, normalised as
+/// [`provider_of`] does; else `inner` itself when it is the default configuration, which
+/// Terraform passes implicitly. `None` for an alias the block does not pass.
+pub fn passed_provider(source: &str, block: &Block, inner: &str) -> Option<String> {
+    let passed = block
+        .body
+        .get_attribute("providers")
+        .and_then(|attr| match &attr.value {
+            Expression::Object(object) => Some(object),
+            _ => None,
+        })
+        .and_then(|object| {
+            object.iter().find_map(|(key, value)| {
+                let name: String = match key {
+                    ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                    ObjectKey::Expression(expr) => source.get(expr.span()?)?.to_owned(),
+                }
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+                if name != inner {
+                    return None;
+                }
+                let text = source.get(value.expr().span()?)?;
+                Some(
+                    text.chars()
+                        .filter(|c| !c.is_whitespace() && *c != '"')
+                        .collect::<String>(),
+                )
+            })
+        });
+    passed.or_else(|| (!inner.contains('.')).then(|| inner.to_owned()))
 }
 
 /// Wiring an organisation's central key (`use-key`) instead of generating one.

@@ -994,7 +994,7 @@ struct Site {
 /// What the fix of one instance is.
 enum Plan {
     /// Edits at a call site.
-    At(Site, Applicability, Option<TrailName>),
+    At(Site, Applicability, Option<TrailName>, Option<String>),
     /// Shown only, with a note.
     Note(String),
 }
@@ -1082,6 +1082,22 @@ fn plan_for(view: &HashMap<PathBuf, &Module>, instance: &Instance) -> Plan {
             _ => TrailName::Expression(text.to_owned()),
         })
     });
+    // The trail's provider configuration, followed up the calls to the caller that gets the
+    // key (`provider = aws.audit` inside, `providers = { aws.audit = aws.security }` outside).
+    let mut provider = crate::module::provider_of(
+        &child.files[instance.trail.at.file].source.text,
+        trail_block,
+    )
+    .unwrap_or_else(|| "aws".to_owned());
+    for frame in instance.frames[level..].iter().rev() {
+        let caller = view[&frame.caller];
+        let text = &caller.files[frame.call.block.file].source.text;
+        if let Some(outer) =
+            crate::fix::passed_provider(text, caller.block(frame.call.block), &provider)
+        {
+            provider = outer;
+        }
+    }
     Plan::At(
         Site {
             caller: frame.caller.clone(),
@@ -1090,6 +1106,7 @@ fn plan_for(view: &HashMap<PathBuf, &Module>, instance: &Instance) -> Plan {
         },
         applicability,
         trail_name,
+        (provider != "aws").then_some(provider),
     )
 }
 
@@ -1165,20 +1182,22 @@ fn plan(
         });
     }
     // One fix per call site and argument, shared by the instances it covers.
-    let mut sites: BTreeMap<Site, (Applicability, Option<TrailName>, Vec<usize>)> = BTreeMap::new();
+    type Planned = (Applicability, Option<TrailName>, Option<String>, Vec<usize>);
+    let mut sites: BTreeMap<Site, Planned> = BTreeMap::new();
     for (i, plan) in plans.iter().enumerate() {
         match plan {
-            Some(Plan::At(site, applicability, trail_name)) => {
+            Some(Plan::At(site, applicability, trail_name, provider)) => {
                 let entry = sites.entry(site.clone()).or_insert((
                     *applicability,
                     trail_name.clone(),
+                    provider.clone(),
                     Vec::new(),
                 ));
                 entry.0 = entry.0.min(*applicability);
                 if entry.1 != *trail_name {
                     entry.1 = None;
                 }
-                entry.2.push(i);
+                entry.3.push(i);
             }
             Some(Plan::Note(note)) => {
                 findings[i].fix = Some(FixSummary {
@@ -1196,7 +1215,7 @@ fn plan(
     }
     let mut planners: BTreeMap<PathBuf, FixPlanner<'_>> = BTreeMap::new();
     let mut selected: BTreeMap<PathBuf, Vec<(Fix, Vec<usize>)>> = BTreeMap::new();
-    for (site, (applicability, trail_name, members)) in sites {
+    for (site, (applicability, trail_name, provider, members)) in sites {
         let caller = view[&site.caller];
         let planner = planners
             .entry(site.caller.clone())
@@ -1228,6 +1247,7 @@ fn plan(
             trail_name,
             trail_address: &address,
             applicability,
+            provider,
         });
         match planned {
             Err(error) => report.errors.push(error),
