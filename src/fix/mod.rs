@@ -1760,6 +1760,79 @@ mod tests {
     }
 
     #[test]
+    fn the_note_for_a_partial_key_names_what_it_lacks() {
+        let key = |label: &str, missing: Vec<&'static str>| PartialKey {
+            label: label.into(),
+            index: "",
+            missing,
+        };
+        let note = partial_keys_note(&[
+            key("logs", vec!["kms:DescribeKey"]),
+            key("other", vec!["kms:GenerateDataKey*"]),
+        ]);
+        assert!(
+            note.contains("aws_kms_key.logs already lets CloudTrail kms:GenerateDataKey*, but its policy has no statement allowing cloudtrail.amazonaws.com kms:DescribeKey (like AllowCloudTrailToDescribeKey)"),
+            "{note}"
+        );
+        assert!(note.contains("set kms_key_id = aws_kms_key.logs.arn; aws_kms_key.other already lets CloudTrail kms:DescribeKey,"), "{note}");
+    }
+
+    #[test]
+    fn a_central_key_expression_is_checked_against_the_declarations() {
+        let module = module_of(
+            "variable \"k\" {}\nlocals {\n  central = \"x\"\n}\nmodule \"kms\" {\n  source = \"./kms\"\n}\nresource \"aws_kms_key\" \"central\" {}\ndata \"aws_kms_key\" \"c\" {\n  key_id = \"alias/x\"\n}\n",
+        );
+        for declared in [
+            "var.k",
+            "local.central",
+            "module.kms.key_arn",
+            "aws_kms_key.central.arn",
+            "data.aws_kms_key.c.arn",
+        ] {
+            assert!(
+                matches!(undeclared_root(&module, declared), Undeclared::None),
+                "{declared}"
+            );
+        }
+        assert!(
+            matches!(undeclared_root(&module, "var.other"), Undeclared::Variable(name) if name == "other")
+        );
+        for (missing, named) in [
+            ("local.other", "local.other"),
+            ("module.other.key_arn", "module.other"),
+            ("aws_kms_key.other.arn", "aws_kms_key.other"),
+            ("data.aws_kms_key.other.arn", "data.aws_kms_key.other"),
+            ("x", "x"),
+        ] {
+            assert!(
+                matches!(undeclared_root(&module, missing), Undeclared::Other(what) if what == named),
+                "{missing}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_called_modules_provider_is_followed_to_the_caller() {
+        let passed = |providers: &str, inner: &str| {
+            let text = format!("module \"m\" {{\n  source = \"./m\"\n{providers}}}\n");
+            let body: hcl_edit::structure::Body = text.parse().unwrap();
+            let provider = passed_provider(&text, body.blocks().next().unwrap(), inner);
+            provider
+        };
+        let map = "  providers = {\n    aws       = aws.eu\n    aws.audit = aws.security\n  }\n";
+        assert_eq!(passed(map, "aws").as_deref(), Some("aws.eu"));
+        assert_eq!(passed(map, "aws.audit").as_deref(), Some("aws.security"));
+        assert_eq!(passed(map, "aws.other"), None);
+        // The default configuration is passed implicitly; an alias is not.
+        assert_eq!(passed("", "aws").as_deref(), Some("aws"));
+        assert_eq!(passed("", "aws.audit"), None);
+        assert_eq!(
+            passed("  providers = { aws = \"aws.eu\" }\n", "aws").as_deref(),
+            Some("aws.eu")
+        );
+    }
+
+    #[test]
     fn the_statements_shown_are_the_missing_ones() {
         let describe = json_statements(&["AllowCloudTrailToDescribeKey"]);
         assert!(describe.contains("kms:DescribeKey"), "{describe}");
