@@ -1324,7 +1324,7 @@ impl JudgedText {
     fn new(path: &Path, text: String) -> JudgedText {
         use hcl_edit::Span as _;
         let bom = if text.starts_with(BOM) { BOM.len() } else { 0 };
-        let attributes = SourceFile::from_bytes(path, text[bom..].as_bytes().to_vec())
+        let attributes = SourceFile::from_bytes(path, text.as_bytes()[bom..].to_vec())
             .ok()
             .and_then(|source| parse_source(&source).ok())
             .map(|body| {
@@ -1484,6 +1484,7 @@ fn contains(range: &Range, position: Position) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// Applies protocol edits to a text (as a client does: all ranges refer to the original).
     fn apply(text: &str, edits: &[TextEdit], encoding: Encoding) -> String {
@@ -1534,6 +1535,39 @@ mod tests {
                 offset
             );
         }
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line_and_a_character_past_the_end_clamps_before_the_terminator() {
+        let text = "ab\r\ncd\ref\ngh";
+        for encoding in [Encoding::Utf8, Encoding::Utf16] {
+            assert_eq!(offset_of(text, Position::new(0, 99), encoding), 2);
+            assert_eq!(offset_of(text, Position::new(1, 99), encoding), 6);
+            assert_eq!(offset_of(text, Position::new(2, 1), encoding), 8);
+            assert_eq!(offset_of(text, Position::new(3, 2), encoding), 12);
+            assert_eq!(offset_of(text, Position::new(9, 0), encoding), text.len());
+            assert_eq!(position_of(text, 8, encoding), Position::new(2, 1));
+            assert_eq!(position_of(text, 4, encoding), Position::new(1, 0));
+            assert_eq!(position_of(text, 12, encoding), Position::new(3, 2));
+        }
+    }
+
+    #[test]
+    fn bad_bodies_get_json_rpc_errors() {
+        let code = |body: &[u8]| match message_of(body) {
+            Ok(_) => None,
+            Err(error) => Some((error["error"]["code"].clone(), error["id"].clone())),
+        };
+        assert_eq!(code(b"{not json}"), Some((json!(-32700), json!(null))));
+        assert_eq!(code(b"\"\xff\""), Some((json!(-32700), json!(null))));
+        assert_eq!(code(b"{}"), Some((json!(-32600), json!(null))));
+        assert_eq!(code(b"[1]"), Some((json!(-32600), json!(null))));
+        assert_eq!(
+            code(br#"{"id":3,"method":7}"#),
+            Some((json!(-32600), json!(3)))
+        );
+        assert_eq!(code(br#"{"jsonrpc":"2.0","method":"exit"}"#), None);
+        assert_eq!(code(br#"{"jsonrpc":"2.0","id":"a","result":null}"#), None);
     }
 
     #[test]
