@@ -47,6 +47,7 @@ use lsp_types::{
     TextDocumentSyncSaveOptions, TextEdit, Uri, WorkspaceEdit,
 };
 
+use crate::calls;
 use crate::discover::{file_kind, FileKind, ModuleDir};
 use crate::model::{Applicability, FileChange, FileError, Finding, Report, Status, RULE_ID};
 use crate::module::Overlay;
@@ -473,6 +474,10 @@ struct Server {
     documents: HashMap<PathBuf, Document>,
     /// The last configuration error shown to the user (each new one is shown once).
     config_error: Option<String>,
+    /// Per repository top (or workspace folder): its directories that may call modules,
+    /// with their `source` lines, found by the command line's walk and byte search. Kept
+    /// until a file is saved or changes on disk.
+    callers: HashMap<PathBuf, Callers>,
     /// Modules to judge, with the time at which they may be.
     dirty: BTreeMap<PathBuf, Instant>,
     judged: HashMap<PathBuf, Judged>,
@@ -527,6 +532,7 @@ impl Server {
             debounce,
             documents: HashMap::new(),
             config_error: None,
+            callers: HashMap::new(),
             dirty: BTreeMap::new(),
             judged: HashMap::new(),
         }
@@ -741,6 +747,8 @@ impl Server {
     /// Marks what a file written to disk may change: the modules a `.ctfix.toml` governs,
     /// or the file's module when it is open (others are not judged).
     fn touch_saved(&mut self, path: &Path) {
+        // A module call may have come or gone.
+        self.callers.clear();
         if path.file_name() == Some(std::ffi::OsStr::new(crate::config::FILE_NAME)) {
             self.touch_configured(path);
         } else if path
@@ -825,7 +833,16 @@ impl Server {
     /// `.ctfix.toml` as `ctfix` run there is: files it excludes, and modules in skipped
     /// directories, are not judged (an empty report). A configuration that cannot be read is
     /// the error, as it is the command line's.
-    fn check(&self, dir: &Path, min_applicability: Applicability) -> Result<Report, FileError> {
+    ///
+    /// A module that other modules of the workspace call (and that is not applied on its
+    /// own) is judged through its callers, as `ctfix` run from the top judges it: its trails
+    /// by the values the callers pass, fixed at the call.
+    fn check(
+        &self,
+        dir: &Path,
+        min_applicability: Applicability,
+        callers: &Callers,
+    ) -> Result<Report, FileError> {
         if self.is_skipped(dir) {
             return Ok(Report::default());
         }
@@ -849,13 +866,46 @@ impl Server {
             key: config.key.clone(),
             exclude,
         };
-        Ok(crate::check_module_with(&module, &settings, &overlay))
+        let own = crate::check_module_with(&module, &settings, &overlay);
+        if own.findings.is_empty() || !is_called(dir, callers) || calls::applied_on_its_own(dir) {
+            return Ok(own);
+        }
+        Ok(through_callers(dir, own, callers, &settings))
+    }
+
+    /// The candidate callers under the top of `dir` (found once, then kept).
+    fn callers_of(&mut self, dir: &Path) -> Callers {
+        let Some(top) = self.top_of(dir) else {
+            return Callers::default();
+        };
+        self.callers
+            .entry(top.clone())
+            .or_insert_with(|| find_callers(&top))
+            .clone()
+    }
+
+    /// Where a module's callers are looked for: the repository's top, else the workspace
+    /// folder holding it; none outside both.
+    fn top_of(&self, dir: &Path) -> Option<PathBuf> {
+        dir.ancestors()
+            .find(|ancestor| ancestor.join(".git").exists())
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                self.folders
+                    .iter()
+                    .filter(|folder| dir.starts_with(folder))
+                    .max_by_key(|folder| folder.as_os_str().len())
+                    .cloned()
+            })
     }
 
     /// Judges a module and publishes its diagnostics (clearing files that have none left).
     fn judge(&mut self, dir: &Path) {
         let inputs = disk_inputs(dir);
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.check(dir, Applicability::Safe)));
+        let callers = self.callers_of(dir);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            self.check(dir, Applicability::Safe, &callers)
+        }));
         let (report, config_error) = match outcome {
             Ok(Ok(report)) => (report, None),
             Ok(Err(error)) => (Report::default(), Some(error)),
@@ -1121,7 +1171,10 @@ impl Server {
         });
         if needs_unsafe && judged.unsafe_report.is_none() {
             // Judged once per judgement: the cursor moving about asks again and again.
-            let report = self.check(&dir, Applicability::Unsafe).unwrap_or_default();
+            let callers = self.callers_of(&dir);
+            let report = self
+                .check(&dir, Applicability::Unsafe, &callers)
+                .unwrap_or_default();
             if let Some(judged) = self.judged.get_mut(&dir) {
                 judged.unsafe_report = Some(report);
             }
@@ -1152,7 +1205,14 @@ impl Server {
             else {
                 continue;
             };
-            if report.changes.is_empty() {
+            // Changes planned on the disk's text of a file the editor holds changed (a caller
+            // with unsaved edits) would not apply to the editor's text.
+            if report.changes.is_empty()
+                || report
+                    .changes
+                    .iter()
+                    .any(|change| self.current_bytes(&change.path).as_ref() != Some(&change.before))
+            {
                 continue;
             }
             let others = report
@@ -1260,6 +1320,96 @@ impl Server {
             range: Some(diagnostic.range),
         })
     }
+}
+
+/// The directories of a tree that may call modules, with their `source` lines.
+type Callers = std::sync::Arc<Vec<(ModuleDir, Vec<String>)>>;
+
+/// The [`Callers`] under `top`: the command line's walk (hidden directories skipped) and its
+/// byte search for `module` and `source`.
+fn find_callers(top: &Path) -> Callers {
+    let found = std::sync::Mutex::new(Vec::new());
+    crate::discover::visit_modules(&[top.to_path_buf()], &|module: ModuleDir| {
+        let mut scan = calls::Scan::default();
+        for path in &module.targets {
+            if let Ok(bytes) = std::fs::read(path) {
+                scan.add(&bytes, false);
+            }
+        }
+        if scan.calls && !scan.sources.is_empty() {
+            let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+            found.push((module, scan.sources));
+        }
+    });
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
+    std::sync::Arc::new(found)
+}
+
+/// Whether a local `source` of one of `callers` leads to `dir`.
+fn is_called(dir: &Path, callers: &Callers) -> bool {
+    let dir = calls::canonical(dir);
+    callers.iter().any(|(caller, sources)| {
+        sources
+            .iter()
+            .filter(|source| source.starts_with("./") || source.starts_with("../"))
+            .any(|source| calls::canonical(&caller.dir.join(source)) == dir)
+    })
+}
+
+/// The report of a called module judged through its callers: each instance of its trails
+/// as the caller sets it up, with the fixes the command line writes at the call. The
+/// module's own errors stay. Should the calls lead nowhere ctfix can follow, its own
+/// findings stay, but with no fix: a fix of a shared module is never offered.
+fn through_callers(dir: &Path, own: Report, callers: &Callers, settings: &Settings) -> Report {
+    let excluded = settings.exclude.as_ref().map(|exclude| exclude.matcher());
+    let candidates: Vec<(ModuleDir, Vec<String>)> = callers
+        .iter()
+        .filter(|(caller, _)| {
+            excluded
+                .as_ref()
+                .is_none_or(|excluded| caller.targets.iter().any(|path| !excluded(path)))
+        })
+        .cloned()
+        .collect();
+    let followed = calls::follow(candidates, &[dir.to_path_buf()], settings);
+    let canonical_dir = calls::canonical(dir);
+    let in_dir = |path: &Path| path.parent().map(calls::canonical) == Some(canonical_dir.clone());
+    if followed.called.contains(&canonical_dir) {
+        let findings: Vec<Finding> = followed
+            .report
+            .findings
+            .into_iter()
+            .filter(|finding| in_dir(&finding.path))
+            .map(|mut finding| {
+                // The trail's file, spelled as the editor's document is.
+                if let Some(name) = finding.path.file_name() {
+                    finding.path = dir.join(name);
+                }
+                finding
+            })
+            .collect();
+        if !findings.is_empty() {
+            return Report {
+                findings,
+                changes: followed.report.changes,
+                errors: own.errors,
+                ..Report::default()
+            };
+        }
+    }
+    let mut report = own;
+    report.changes.clear();
+    for fix in report.findings.iter_mut().filter_map(|f| f.fix.as_mut()) {
+        fix.applicability = Applicability::DisplayOnly;
+        fix.selected = false;
+        fix.note = Some(
+            "other modules call this one: run `ctfix` at the repository's top, which judges it \
+             through its callers and fixes the calls"
+                .to_owned(),
+        );
+    }
+    report
 }
 
 /// The module of a directory: its `.tf` and `.tf.json` files on disk, plus open documents

@@ -1202,6 +1202,56 @@ fn an_unknown_initialize_value_keeps_the_rest() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A trail in a module that another module of the repository calls is judged through the
+/// call, as `ctfix` run at the top judges it (the caller passes `kms_key_id = ""`), and the
+/// quick fix is the command line's: it edits the caller, never the shared module.
+fn called_modules_are_judged_through_their_callers() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let called = top.join("modules/trail/main.tf");
+    std::fs::create_dir_all(called.parent().unwrap()).unwrap();
+    let called_text = "variable \"kms_key_id\" {\n  type    = string\n  default = null\n}\n\nresource \"aws_cloudtrail\" \"this\" {\n  name           = \"t\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = var.kms_key_id\n}\n";
+    std::fs::write(&called, called_text).unwrap();
+    let caller = top.join("live/main.tf");
+    std::fs::create_dir_all(caller.parent().unwrap()).unwrap();
+    let caller_text =
+        "module \"t\" {\n  source     = \"../modules/trail\"\n  kms_key_id = \"\"\n}\n";
+    std::fs::write(&caller, caller_text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&called, called_text);
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let message = diagnostics[0]["message"].as_str().unwrap_or_default();
+    check(
+        message.starts_with("module.t.aws_cloudtrail.this")
+            && message.contains("resolves-to-empty"),
+        || message.to_owned(),
+    )?;
+    let actions = client.code_actions(&called, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let edit = &actions[0]["edit"];
+    let (called_edits, _) = edits_for(edit, &uri(&called));
+    check(called_edits.is_empty(), || {
+        format!("edits the called module: {edit}")
+    })?;
+    let (caller_edits, _) = edits_for(edit, &uri(&caller));
+    let fixed = apply_edits(caller_text, &caller_edits);
+    // What `ctfix --apply` at the top writes.
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&top, copy.path());
+    let output = ctfix()
+        .args(["--apply", "--yes", "--allow-dirty"])
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    check(output.status.code() == Some(0), || stderr_of(&output))?;
+    let expected = std::fs::read_to_string(copy.path().join("live/main.tf")).unwrap();
+    check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
+    let unchanged = std::fs::read_to_string(copy.path().join("modules/trail/main.tf")).unwrap();
+    check(unchanged == called_text, || unchanged.clone())?;
+    client.shut_down();
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -1239,6 +1289,10 @@ fn main() {
             fix_spans_the_module_files,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
+        Trial::test(
+            "lsp::called_modules_are_judged_through_their_callers",
+            called_modules_are_judged_through_their_callers,
+        ),
         Trial::test(
             "lsp::bad_input_is_answered_and_the_server_goes_on",
             bad_input_is_answered_and_the_server_goes_on,
