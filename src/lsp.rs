@@ -749,6 +749,17 @@ impl Server {
     fn touch_saved(&mut self, path: &Path) {
         // A module call may have come or gone.
         self.callers.clear();
+        // Modules judged through module calls read other directories' files.
+        let through: Vec<PathBuf> = self
+            .judged
+            .iter()
+            .filter(|(_, judged)| judged.report.findings.iter().any(|f| !f.via.is_empty()))
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        let when = Instant::now() + self.debounce;
+        for dir in through {
+            self.dirty.insert(dir, when);
+        }
         if path.file_name() == Some(std::ffi::OsStr::new(crate::config::FILE_NAME)) {
             self.touch_configured(path);
         } else if path
@@ -867,10 +878,13 @@ impl Server {
             exclude,
         };
         let own = crate::check_module_with(&module, &settings, &overlay);
-        if own.findings.is_empty() || !is_called(dir, callers) || calls::applied_on_its_own(dir) {
-            return Ok(own);
+        if is_called(dir, callers) && !calls::applied_on_its_own(dir) {
+            if own.findings.is_empty() {
+                return Ok(own);
+            }
+            return Ok(through_callers(dir, own, callers, &settings));
         }
-        Ok(through_callers(dir, own, callers, &settings))
+        Ok(through_calls(dir, own, callers, &settings))
     }
 
     /// The candidate callers under the top of `dir` (found once, then kept).
@@ -1322,39 +1336,120 @@ impl Server {
     }
 }
 
-/// The directories of a tree that may call modules, with their `source` lines.
-type Callers = std::sync::Arc<Vec<(ModuleDir, Vec<String>)>>;
+/// What the command line's walk finds under a repository's top that module calls need.
+#[derive(Debug, Default)]
+struct Tree {
+    /// The directories that may call modules, with their `source` lines.
+    callers: Vec<(ModuleDir, Vec<String>)>,
+    /// The directories whose files mention `aws_cloudtrail`.
+    trail_dirs: Vec<PathBuf>,
+}
 
-/// The [`Callers`] under `top`: the command line's walk (hidden directories skipped) and its
-/// byte search for `module` and `source`.
+/// A [`Tree`], shared by the judgements of its modules.
+type Callers = std::sync::Arc<Tree>;
+
+/// The [`Tree`] under `top`: the command line's walk (hidden directories skipped) and its
+/// byte searches for `aws_cloudtrail`, `module` and `source`.
 fn find_callers(top: &Path) -> Callers {
-    let found = std::sync::Mutex::new(Vec::new());
+    let found = std::sync::Mutex::new(Tree::default());
+    let finder = memchr::memmem::Finder::new(crate::TRAIL_MARKER);
     crate::discover::visit_modules(&[top.to_path_buf()], &|module: ModuleDir| {
         let mut scan = calls::Scan::default();
         for path in &module.targets {
             if let Ok(bytes) = std::fs::read(path) {
-                scan.add(&bytes, false);
+                scan.add(&bytes, finder.find(&bytes).is_some());
             }
         }
+        let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+        if scan.trail {
+            found.trail_dirs.push(module.dir.clone());
+        }
         if scan.calls && !scan.sources.is_empty() {
-            let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
-            found.push((module, scan.sources));
+            found.callers.push((module, scan.sources));
         }
     });
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    found.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
+    found.callers.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
+    found.trail_dirs.sort();
     std::sync::Arc::new(found)
 }
 
-/// Whether a local `source` of one of `callers` leads to `dir`.
-fn is_called(dir: &Path, callers: &Callers) -> bool {
+fn is_local(source: &str) -> bool {
+    source.starts_with("./") || source.starts_with("../")
+}
+
+/// Whether a local `source` of one of the tree's callers leads to `dir`.
+fn is_called(dir: &Path, tree: &Tree) -> bool {
     let dir = calls::canonical(dir);
-    callers.iter().any(|(caller, sources)| {
+    tree.callers.iter().any(|(caller, sources)| {
         sources
             .iter()
-            .filter(|source| source.starts_with("./") || source.starts_with("../"))
+            .filter(|source| is_local(source))
             .any(|source| calls::canonical(&caller.dir.join(source)) == dir)
     })
+}
+
+/// The report of a module that calls others, with the trails its calls reach judged as
+/// `ctfix` at the top judges them: each shown at the `module` block that leads to it, with
+/// the fix the command line writes at the call. The module's own fixes go first: when it
+/// has some, the calls' wait (as the command line's next run would make them).
+fn through_calls(dir: &Path, own: Report, tree: &Tree, settings: &Settings) -> Report {
+    let by_dir: HashMap<PathBuf, &(ModuleDir, Vec<String>)> = tree
+        .callers
+        .iter()
+        .map(|caller| (calls::canonical(&caller.0.dir), caller))
+        .collect();
+    let start = calls::canonical(dir);
+    if !by_dir.contains_key(&start) {
+        return own;
+    }
+    // This module and the callers its local calls reach, however deep.
+    let mut reached = BTreeSet::from([start.clone()]);
+    let mut queue = vec![start.clone()];
+    while let Some(next) = queue.pop() {
+        let (module, sources) = by_dir[&next];
+        for source in sources.iter().filter(|source| is_local(source)) {
+            let target = calls::canonical(&module.dir.join(source));
+            if by_dir.contains_key(&target) && reached.insert(target.clone()) {
+                queue.push(target);
+            }
+        }
+    }
+    let candidates = reached.iter().map(|dir| by_dir[dir].clone()).collect();
+    let followed = calls::follow(candidates, &tree.trail_dirs, settings);
+    let mut findings = Vec::new();
+    for mut finding in followed.report.findings {
+        let Some(site) = finding.via.first().cloned() else {
+            continue;
+        };
+        if site.path.parent().map(calls::canonical) != Some(start.clone()) {
+            continue;
+        }
+        let Some(name) = site.path.file_name() else {
+            continue;
+        };
+        finding.path = dir.join(name);
+        finding.line = site.line;
+        finding.column = site.column;
+        findings.push(finding);
+    }
+    let mut report = own;
+    if findings.is_empty() {
+        return report;
+    }
+    if report.changes.is_empty() {
+        report.changes = followed.report.changes;
+    } else {
+        for fix in findings.iter_mut().filter_map(|f| f.fix.as_mut()) {
+            if fix.selected {
+                fix.selected = false;
+                fix.note =
+                    Some("not offered yet: this module's own fixes change it first".to_owned());
+            }
+        }
+    }
+    report.findings.extend(findings);
+    report
 }
 
 /// The report of a called module judged through its callers: each instance of its trails
@@ -1364,6 +1459,7 @@ fn is_called(dir: &Path, callers: &Callers) -> bool {
 fn through_callers(dir: &Path, own: Report, callers: &Callers, settings: &Settings) -> Report {
     let excluded = settings.exclude.as_ref().map(|exclude| exclude.matcher());
     let candidates: Vec<(ModuleDir, Vec<String>)> = callers
+        .callers
         .iter()
         .filter(|(caller, _)| {
             excluded

@@ -1204,7 +1204,8 @@ fn an_unknown_initialize_value_keeps_the_rest() -> Result<(), Failed> {
 
 /// A trail in a module that another module of the repository calls is judged through the
 /// call, as `ctfix` run at the top judges it (the caller passes `kms_key_id = ""`), and the
-/// quick fix is the command line's: it edits the caller, never the shared module.
+/// quick fix is the command line's: it edits the caller, never the shared module. The
+/// caller's file shows the trail at its call.
 fn called_modules_are_judged_through_their_callers() -> Result<(), Failed> {
     let (_tmp, top) = repository();
     let called = top.join("modules/trail/main.tf");
@@ -1248,6 +1249,19 @@ fn called_modules_are_judged_through_their_callers() -> Result<(), Failed> {
     check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
     let unchanged = std::fs::read_to_string(copy.path().join("modules/trail/main.tf")).unwrap();
     check(unchanged == called_text, || unchanged.clone())?;
+    // The caller's file shows the same trail on the argument it passes, with the same fix.
+    client.open(&caller, caller_text);
+    let diagnostics = client.diagnostics(&uri(&caller));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["range"]["start"] == json!({"line": 2, "character": 2}),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let actions = client.code_actions(&caller, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let (caller_edits, _) = edits_for(&actions[0]["edit"], &uri(&caller));
+    let fixed = apply_edits(caller_text, &caller_edits);
+    check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
     client.shut_down();
     Ok(())
 }
