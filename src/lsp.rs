@@ -15,6 +15,13 @@
 //!   refuses it;
 //! - hover over a diagnostic's range shows `ctfix --explain`.
 //!
+//! It judges as `ctfix` run at the repository's top does: the module's `.ctfix.toml` applies
+//! (its `exclude` too; one that cannot be read offers no fix and says why), directories the
+//! walk skips (`.terraform/`, hidden ones) are not judged, and a module that others call is
+//! judged through its callers, its fix made at the call (the caller shows it at its `module`
+//! block). A judgement is redone once a file of its directory or its configuration changes on
+//! disk; file watchers are registered where the client takes them.
+//!
 //! Judging is debounced: a change marks its module dirty, and the module is judged once no
 //! change has come for [`DEFAULT_DEBOUNCE`] (`initializationOptions.debounceMs` overrides it).
 //! Only modules with an open file are judged; nothing is judged at start-up.
