@@ -1266,6 +1266,43 @@ fn called_modules_are_judged_through_their_callers() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A code action costs little beside a judgement, however many trails the file holds: the
+/// ranges are worked out once per judgement (it used to parse the file again for every
+/// trail on every request, and the cursor moving about asks again and again).
+fn code_actions_do_not_scale_with_the_trails() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("main.tf");
+    let text: String = (0..300)
+        .map(|i| format!("resource \"aws_cloudtrail\" \"t{i}\" {{\n  name           = \"t{i}\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = \"\"\n}}\n"))
+        .collect::<String>()
+        + "# end\n";
+    std::fs::write(&main, &text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 0}));
+    let started = Instant::now();
+    client.open(&main, &text);
+    let diagnostics = client.diagnostics(&uri(&main));
+    let judgement = started.elapsed();
+    check(diagnostics.len() == 300, || {
+        format!("{}", diagnostics.len())
+    })?;
+    // Where no trail is: nothing to offer, and nothing to work out.
+    let end =
+        json!({"start": {"line": 1500, "character": 0}, "end": {"line": 1500, "character": 5}});
+    let started = Instant::now();
+    for _ in 0..5 {
+        let actions = client.code_actions(&main, &end);
+        check(actions.is_empty(), || format!("{actions:#?}"))?;
+    }
+    let actions = started.elapsed() / 5;
+    check(actions < judgement / 10, || {
+        format!("a code action took {actions:?}, a judgement {judgement:?}")
+    })?;
+    client.shut_down();
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -1303,6 +1340,10 @@ fn main() {
             fix_spans_the_module_files,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
+        Trial::test(
+            "lsp::code_actions_do_not_scale_with_the_trails",
+            code_actions_do_not_scale_with_the_trails,
+        ),
         Trial::test(
             "lsp::called_modules_are_judged_through_their_callers",
             called_modules_are_judged_through_their_callers,
