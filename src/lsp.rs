@@ -755,7 +755,30 @@ impl Server {
     /// or the file's module when it is open (others are not judged).
     fn touch_saved(&mut self, path: &Path) {
         // A module call may have come or gone.
-        self.callers.clear();
+        let mut calls_changed = Vec::new();
+        if let Some(dir) = path.parent() {
+            let skipped = self.is_skipped(dir);
+            for (top, tree) in &mut self.callers {
+                if dir.starts_with(top) {
+                    let before = (tree.called.clone(), tree.by_dir.len());
+                    std::sync::Arc::make_mut(tree).rescan(dir, skipped);
+                    if before != (tree.called.clone(), tree.by_dir.len()) {
+                        calls_changed.push(top.clone());
+                    }
+                }
+            }
+        }
+        // A call came or went: every judged module of that tree may be judged otherwise.
+        let when = Instant::now() + self.debounce;
+        let affected: Vec<PathBuf> = self
+            .judged
+            .keys()
+            .filter(|dir| calls_changed.iter().any(|top| dir.starts_with(top)))
+            .cloned()
+            .collect();
+        for dir in affected {
+            self.dirty.insert(dir, when);
+        }
         // Modules judged through module calls read other directories' files.
         let through: Vec<PathBuf> = self
             .judged
@@ -1344,12 +1367,16 @@ impl Server {
 }
 
 /// What the command line's walk finds under a repository's top that module calls need.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Tree {
     /// The directories that may call modules, with their `source` lines.
     callers: Vec<(ModuleDir, Vec<String>)>,
     /// The directories whose files mention `aws_cloudtrail`.
     trail_dirs: Vec<PathBuf>,
+    /// Each caller's index in `callers`, by its canonical directory.
+    by_dir: HashMap<PathBuf, usize>,
+    /// The canonical directories the callers' local sources lead to.
+    called: BTreeSet<PathBuf>,
 }
 
 /// A [`Tree`], shared by the judgements of its modules.
@@ -1359,26 +1386,60 @@ type Callers = std::sync::Arc<Tree>;
 /// byte searches for `aws_cloudtrail`, `module` and `source`.
 fn find_callers(top: &Path) -> Callers {
     let found = std::sync::Mutex::new(Tree::default());
-    let finder = memchr::memmem::Finder::new(crate::TRAIL_MARKER);
     crate::discover::visit_modules(&[top.to_path_buf()], &|module: ModuleDir| {
+        let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+        found.add(module);
+    });
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.index();
+    std::sync::Arc::new(found)
+}
+
+impl Tree {
+    /// Adds a directory of the walk, if it mentions a trail or may call modules.
+    fn add(&mut self, module: ModuleDir) {
+        static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+            std::sync::OnceLock::new();
+        let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(crate::TRAIL_MARKER));
         let mut scan = calls::Scan::default();
         for path in &module.targets {
             if let Ok(bytes) = std::fs::read(path) {
                 scan.add(&bytes, finder.find(&bytes).is_some());
             }
         }
-        let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
         if scan.trail {
-            found.trail_dirs.push(module.dir.clone());
+            self.trail_dirs.push(module.dir.clone());
         }
         if scan.calls && !scan.sources.is_empty() {
-            found.callers.push((module, scan.sources));
+            self.callers.push((module, scan.sources));
         }
-    });
-    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    found.callers.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
-    found.trail_dirs.sort();
-    std::sync::Arc::new(found)
+    }
+
+    /// Sorts the directories and indexes the calls.
+    fn index(&mut self) {
+        self.callers.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
+        self.trail_dirs.sort();
+        self.by_dir.clear();
+        self.called.clear();
+        for (i, (caller, sources)) in self.callers.iter().enumerate() {
+            self.by_dir.insert(calls::canonical(&caller.dir), i);
+            for source in sources.iter().filter(|source| is_local(source)) {
+                self.called
+                    .insert(calls::canonical(&caller.dir.join(source)));
+            }
+        }
+    }
+
+    /// Looks at one directory again (a file of it was saved or changed on disk): the rest of
+    /// the tree is kept, so a save does not cost a walk of the repository.
+    fn rescan(&mut self, dir: &Path, skipped: bool) {
+        self.callers.retain(|(caller, _)| caller.dir != dir);
+        self.trail_dirs.retain(|trail_dir| trail_dir != dir);
+        if !skipped {
+            self.add(list_module(dir, &Overlay::new()));
+        }
+        self.index();
+    }
 }
 
 fn is_local(source: &str) -> bool {
@@ -1387,13 +1448,7 @@ fn is_local(source: &str) -> bool {
 
 /// Whether a local `source` of one of the tree's callers leads to `dir`.
 fn is_called(dir: &Path, tree: &Tree) -> bool {
-    let dir = calls::canonical(dir);
-    tree.callers.iter().any(|(caller, sources)| {
-        sources
-            .iter()
-            .filter(|source| is_local(source))
-            .any(|source| calls::canonical(&caller.dir.join(source)) == dir)
-    })
+    tree.called.contains(&calls::canonical(dir))
 }
 
 /// The report of a module that calls others, with the trails its calls reach judged as
@@ -1401,28 +1456,25 @@ fn is_called(dir: &Path, tree: &Tree) -> bool {
 /// the fix the command line writes at the call. The module's own fixes go first: when it
 /// has some, the calls' wait (as the command line's next run would make them).
 fn through_calls(dir: &Path, own: Report, tree: &Tree, settings: &Settings) -> Report {
-    let by_dir: HashMap<PathBuf, &(ModuleDir, Vec<String>)> = tree
-        .callers
-        .iter()
-        .map(|caller| (calls::canonical(&caller.0.dir), caller))
-        .collect();
     let start = calls::canonical(dir);
-    if !by_dir.contains_key(&start) {
+    let Some(&first) = tree.by_dir.get(&start) else {
         return own;
-    }
+    };
     // This module and the callers its local calls reach, however deep.
-    let mut reached = BTreeSet::from([start.clone()]);
-    let mut queue = vec![start.clone()];
+    let mut reached = BTreeSet::from([first]);
+    let mut queue = vec![first];
     while let Some(next) = queue.pop() {
-        let (module, sources) = by_dir[&next];
+        let (module, sources) = &tree.callers[next];
         for source in sources.iter().filter(|source| is_local(source)) {
             let target = calls::canonical(&module.dir.join(source));
-            if by_dir.contains_key(&target) && reached.insert(target.clone()) {
-                queue.push(target);
+            if let Some(&i) = tree.by_dir.get(&target) {
+                if reached.insert(i) {
+                    queue.push(i);
+                }
             }
         }
     }
-    let candidates = reached.iter().map(|dir| by_dir[dir].clone()).collect();
+    let candidates = reached.iter().map(|&i| tree.callers[i].clone()).collect();
     let followed = calls::follow(candidates, &tree.trail_dirs, settings);
     let mut findings = Vec::new();
     for mut finding in followed.report.findings {

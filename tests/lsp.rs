@@ -1303,6 +1303,47 @@ fn code_actions_do_not_scale_with_the_trails() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A caller written to disk while the called module is open (a `git pull`) is taken into
+/// account when the client tells of it: the module is judged again, through the new call.
+fn a_new_caller_on_disk_is_followed() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let called = top.join("modules/trail/main.tf");
+    std::fs::create_dir_all(called.parent().unwrap()).unwrap();
+    let called_text = "variable \"kms_key_id\" {\n  type    = string\n  default = null\n}\n\nresource \"aws_cloudtrail\" \"this\" {\n  name           = \"t\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = var.kms_key_id\n}\n";
+    std::fs::write(&called, called_text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&called, called_text);
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("aws_cloudtrail.this")),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let caller = top.join("live/main.tf");
+    std::fs::create_dir_all(caller.parent().unwrap()).unwrap();
+    std::fs::write(
+        &caller,
+        "module \"t\" {\n  source     = \"../modules/trail\"\n  kms_key_id = \"\"\n}\n",
+    )
+    .unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&caller), "type": 1}]}),
+    );
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("module.t.aws_cloudtrail.this")),
+        || format!("{diagnostics:#?}"),
+    )?;
+    client.shut_down();
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -1340,6 +1381,10 @@ fn main() {
             fix_spans_the_module_files,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
+        Trial::test(
+            "lsp::a_new_caller_on_disk_is_followed",
+            a_new_caller_on_disk_is_followed,
+        ),
         Trial::test(
             "lsp::code_actions_do_not_scale_with_the_trails",
             code_actions_do_not_scale_with_the_trails,
