@@ -146,6 +146,7 @@ fn read_messages(
     use std::io::{Error, ErrorKind};
     loop {
         let mut length = None;
+        let mut headers = 0;
         let mut header = Vec::new();
         loop {
             header.clear();
@@ -158,8 +159,12 @@ fn read_messages(
                 if length.is_some() {
                     break;
                 }
+                if headers > 0 {
+                    return Err(Error::new(ErrorKind::InvalidData, "no Content-Length"));
+                }
                 continue; // a stray blank line between messages
             }
+            headers += 1;
             let Some((name, value)) = line.split_once(':') else {
                 return Err(Error::new(
                     ErrorKind::InvalidData,
@@ -1873,6 +1878,34 @@ mod tests {
         );
         assert_eq!(code(br#"{"jsonrpc":"2.0","method":"exit"}"#), None);
         assert_eq!(code(br#"{"jsonrpc":"2.0","id":"a","result":null}"#), None);
+    }
+
+    #[test]
+    fn the_reader_answers_bad_bodies_and_stops_only_at_broken_framing() {
+        let ok = r#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#;
+        let input = format!(
+            "Content-Length: {}\r\n\r\n{ok}Content-Length: 2\r\n\r\n{{}}\r\ncontent-length: {}\r\nContent-Type: x\r\n\r\n{ok}",
+            ok.len(),
+            ok.len()
+        );
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut answers = Vec::new();
+        let outcome = read_messages(&mut input.as_bytes(), &sender, &mut |text| {
+            answers.push(text.to_owned());
+            Ok(())
+        });
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(receiver.try_iter().count(), 2);
+        assert_eq!(answers.len(), 1);
+        assert!(answers[0].contains("-32600"), "{answers:?}");
+        for broken in [
+            "Content-Length: x\r\n\r\n{}",
+            "Content-Type: x\r\n\r\n{}",
+            "junk\r\n\r\n",
+        ] {
+            let outcome = read_messages(&mut broken.as_bytes(), &sender, &mut |_| Ok(()));
+            assert!(outcome.is_err(), "{broken:?}");
+        }
     }
 
     #[test]
