@@ -432,8 +432,9 @@ struct Judged {
     inputs: Inputs,
 }
 
-/// Each file of a module's directory, and the `.ctfix.toml` that governs it, with its size
-/// and modification time: a judgement is stale once these differ.
+/// Each Terraform file of a module's directory (`.tf`, `.tf.json`, `.tfvars`), and the
+/// `.ctfix.toml` that governs it, with its size and modification time: a judgement is stale
+/// once these differ.
 type Inputs = BTreeMap<PathBuf, Option<(u64, std::time::SystemTime)>>;
 
 /// The [`Inputs`] of the module in `dir`, as the disk has them now.
@@ -446,7 +447,13 @@ fn disk_inputs(dir: &Path) -> Inputs {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
-            if entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            // Terraform's own files only: an editor's swap or backup file changes as it types.
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let read = [".tf", ".tf.json", ".tfvars", ".tfvars.json"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix));
+            if read && entry.file_type().is_ok_and(|t| !t.is_dir()) {
                 inputs.insert(path.clone(), stamp(&path));
             }
         }
