@@ -43,6 +43,8 @@ struct Client {
     /// Notifications and responses read but not yet asked for.
     backlog: Vec<Value>,
     next_id: i64,
+    /// The server's answer to `initialize`.
+    initialized: Value,
 }
 
 impl Client {
@@ -93,6 +95,7 @@ impl Client {
             messages,
             backlog: Vec::new(),
             next_id: 0,
+            initialized: Value::Null,
         };
         let response = client.request(
             "initialize",
@@ -107,14 +110,20 @@ impl Client {
             response["result"]["serverInfo"]["name"], "ctfix",
             "{response}"
         );
+        client.initialized = response;
         client.notify("initialized", json!({}));
         client
     }
 
     fn send(&mut self, message: &Value) {
-        let body = message.to_string();
+        self.send_raw(message.to_string().as_bytes());
+    }
+
+    /// Sends a body as it is, framed.
+    fn send_raw(&mut self, body: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        write!(stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        stdin.write_all(body).unwrap();
         stdin.flush().unwrap();
     }
 
@@ -843,6 +852,498 @@ fn measure_latency() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Everything the server sent before now: a request's answer comes after what was sent
+/// before it.
+fn settle(client: &mut Client) {
+    client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": "untitled:settle"}, "position": {"line": 0, "character": 0}}),
+    );
+}
+
+/// The diagnostics published for `uri` found in the backlog.
+fn published_in_backlog(client: &Client, uri: &str) -> Vec<Value> {
+    client
+        .backlog
+        .iter()
+        .filter(|m| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri)
+        .cloned()
+        .collect()
+}
+
+/// A repository's top (`.git`) in a temporary directory.
+fn repository() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("repo");
+    std::fs::create_dir_all(top.join(".git")).unwrap();
+    (tmp, top)
+}
+
+/// A range over the whole of any test file.
+fn whole() -> Value {
+    json!({"start": {"line": 0, "character": 0}, "end": {"line": 999, "character": 0}})
+}
+
+/// A body that is not JSON, or not UTF-8, is answered `-32700` (id null) and JSON that is
+/// not a message `-32600`, as JSON-RPC 2.0 says, and the server goes on serving: a buggy
+/// plugin or a truncated write used to end it for the rest of the session.
+fn bad_input_is_answered_and_the_server_goes_on() -> Result<(), Failed> {
+    let (_tmp, dir) = copy_input("control-example");
+    let main = dir.join("main.tf");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    let error_with = |code: i64| move |m: &Value| m["error"]["code"] == code;
+    client.send_raw(b"{not json}");
+    let answer = client.wait_for(error_with(-32700)).ok_or("no -32700")?;
+    check(answer["id"].is_null(), || format!("{answer}"))?;
+    client.send_raw(br#"{"jsonrpc":"2.0","foo":1}"#);
+    let answer = client.wait_for(error_with(-32600)).ok_or("no -32600")?;
+    check(answer["id"].is_null(), || format!("{answer}"))?;
+    client.send_raw(br#"{"jsonrpc":"2.0","id":41,"params":{}}"#);
+    let answer = client.wait_for(error_with(-32600)).ok_or("no -32600")?;
+    check(answer["id"] == 41, || format!("{answer}"))?;
+    let mut open = format!(
+        r#"{{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{{"textDocument":{{"uri":"{}","languageId":"terraform","version":1,"text":"a"#,
+        uri(&main)
+    )
+    .into_bytes();
+    open.extend_from_slice(b"\xff\xfe\"}}}");
+    client.send_raw(&open);
+    client.wait_for(error_with(-32700)).ok_or("no -32700")?;
+    client.open(&main, &std::fs::read_to_string(&main).unwrap());
+    let diagnostics = client.diagnostics(&uri(&main));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let code = client.shut_down();
+    check(code == Some(0), || format!("exit code {code:?}"))
+}
+
+/// `exclude` in `.ctfix.toml` holds in the editor as on the command line: an excluded file
+/// gets no diagnostic and no fix.
+fn excluded_files_are_not_judged() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    std::fs::write(top.join(".ctfix.toml"), "exclude = [\"legacy\"]\n").unwrap();
+    let legacy = write_trail_module(&top.join("legacy"), "a");
+    let live = write_trail_module(&top.join("live"), "b");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&legacy, &trail_tf("a"));
+    let diagnostics = client.diagnostics(&uri(&legacy));
+    check(diagnostics.is_empty(), || format!("{diagnostics:#?}"))?;
+    let actions = client.code_actions(&legacy, &whole());
+    check(actions.is_empty(), || format!("{actions:#?}"))?;
+    client.open(&live, &trail_tf("b"));
+    let diagnostics = client.diagnostics(&uri(&live));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// A downloaded module copy under `.terraform/` (which `terraform init` overwrites) and a
+/// module in a hidden directory are skipped, as the command line's walk skips them: no
+/// diagnostic, no fix that edits them.
+fn downloaded_and_hidden_modules_are_not_judged() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let copy = write_trail_module(&top.join(".terraform/modules/trail"), "this");
+    let hidden = write_trail_module(&top.join(".github/examples"), "example");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    for path in [&copy, &hidden] {
+        let text = std::fs::read_to_string(path).unwrap();
+        client.open(path, &text);
+        let diagnostics = client.diagnostics(&uri(path));
+        check(diagnostics.is_empty(), || format!("{diagnostics:#?}"))?;
+        let actions = client.code_actions(path, &whole());
+        check(actions.is_empty(), || format!("{actions:#?}"))?;
+    }
+    client.shut_down();
+    Ok(())
+}
+
+/// A new, unsaved buffer (`untitled:`) is normal editing: no error log, and empty answers
+/// rather than error responses.
+fn untitled_documents_are_left_alone() -> Result<(), Failed> {
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    let untitled = "untitled:Untitled-1";
+    let text = trail_tf("a");
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": untitled, "languageId": "terraform", "version": 1, "text": text}}),
+    );
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": untitled, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": untitled}, "position": {"line": 0, "character": 0}}),
+    );
+    check(
+        hover.get("error").is_none() && hover["result"].is_null(),
+        || format!("{hover}"),
+    )?;
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": untitled}, "range": whole(), "context": {"diagnostics": []}}),
+    );
+    check(actions["result"] == json!([]), || format!("{actions}"))?;
+    let logs: Vec<&Value> = client
+        .backlog
+        .iter()
+        .filter(|m| m["method"] == "window/logMessage")
+        .collect();
+    check(logs.is_empty(), || format!("{logs:#?}"))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// Only modules with an open `.tf` file are judged: a hover over a Packer file and the save
+/// of a file that is not open publish nothing (nothing would ever clear it).
+fn only_modules_with_an_open_file_are_judged() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let trail = write_trail_module(&tmp.path().join("p"), "a");
+    let packer = tmp.path().join("p/build.pkr.hcl");
+    std::fs::write(&packer, "source \"null\" \"x\" {}\n").unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(&packer)}, "position": {"line": 0, "character": 0}}),
+    );
+    check(hover["result"].is_null(), || format!("{hover}"))?;
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri(&trail)}}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    settle(&mut client);
+    let published = published_in_backlog(&client, &uri(&trail));
+    check(published.is_empty(), || format!("{published:#?}"))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// A `.ctfix.toml` that cannot be read makes `ctfix` refuse to run; the editor then offers
+/// no fix either (not a fix shaped by the defaults) and says why, where the error is.
+fn a_broken_configuration_offers_no_fix_and_says_why() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    std::fs::write(
+        top.join(".ctfix.toml"),
+        "use-key = \"arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab\"\nunknown-key = 1\n",
+    )
+    .unwrap();
+    let main = write_trail_module(&top.join("m"), "a");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&main, &trail_tf("a"));
+    let diagnostics = client.diagnostics(&uri(&main));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let message = diagnostics[0]["message"].as_str().unwrap_or_default();
+    check(
+        diagnostics[0]["severity"] == 1
+            && message.contains(".ctfix.toml:2:1")
+            && message.contains("unknown-key"),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let actions = client.code_actions(&main, &whole());
+    check(actions.is_empty(), || format!("{actions:#?}"))?;
+    let shown = client
+        .wait_for(|m| m["method"] == "window/showMessage")
+        .ok_or("no window/showMessage")?;
+    check(
+        shown["params"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown-key")),
+        || format!("{shown}"),
+    )?;
+    client.shut_down();
+    Ok(())
+}
+
+/// Saving `.ctfix.toml` re-judges the open modules it governs: the quick fix follows the
+/// new configuration at once (here, wiring the central key instead of generating one).
+fn a_configuration_change_rejudges_its_modules() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let main = write_trail_module(&top.join("m"), "a");
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&main, &trail_tf("a"));
+    let diagnostics = client.diagnostics(&uri(&main));
+    let actions = client.code_actions(&main, &diagnostics[0]["range"]);
+    check(
+        actions.len() == 1
+            && actions[0]["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("generate aws_kms_key")),
+        || format!("{actions:#?}"),
+    )?;
+    let config = top.join(".ctfix.toml");
+    let arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    std::fs::write(&config, format!("use-key = \"{arn}\"\n")).unwrap();
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri(&config)}}),
+    );
+    let diagnostics = client.diagnostics(&uri(&main));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(arn)),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let actions = client.code_actions(&main, &diagnostics[0]["range"]);
+    check(
+        actions.len() == 1
+            && actions[0]["title"]
+                .as_str()
+                .is_some_and(|t| t.contains(arn)),
+        || format!("{actions:#?}"),
+    )?;
+    client.shut_down();
+    Ok(())
+}
+
+/// Files on disk change under the editor (a `git pull`, a branch switch): the server asks
+/// to be told (file watchers, when the client can register them), and a file that appears
+/// beside the open one is noticed even without being told, so the quick fix does not declare
+/// data sources the new file already declares.
+fn disk_changes_are_watched_and_noticed() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let main = write_trail_module(&tmp.path().join("m"), "a");
+    let dir = main.parent().unwrap().to_path_buf();
+    let capabilities =
+        json!({"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}});
+    let mut client = Client::start(capabilities, json!({"debounceMs": 20}));
+    let registration = client
+        .wait_for(|m| m["method"] == "client/registerCapability")
+        .ok_or("no client/registerCapability")?;
+    let registered = &registration["params"]["registrations"][0];
+    let globs: Vec<&str> = registered["registerOptions"]["watchers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["globPattern"].as_str())
+        .collect();
+    check(
+        registered["method"] == "workspace/didChangeWatchedFiles"
+            && globs == ["**/*.tf", "**/*.tf.json", "**/*.tfvars", "**/.ctfix.toml"],
+        || format!("{registration}"),
+    )?;
+    let id = registration["id"].clone();
+    client.send(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
+    let text = trail_tf("a");
+    client.open(&main, &text);
+    let diagnostics = client.diagnostics(&uri(&main));
+    client.code_actions(&main, &diagnostics[0]["range"]);
+    std::fs::write(
+        dir.join("data.tf"),
+        "data \"aws_partition\" \"current\" {}\ndata \"aws_caller_identity\" \"current\" {}\n",
+    )
+    .unwrap();
+    let actions = client.code_actions(&main, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let (edits, _) = edits_for(&actions[0]["edit"], &uri(&main));
+    let fixed = apply_edits(&text, &edits);
+    let expected = apply_output(&dir, "main.tf", &text, &[]);
+    check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// Positions as the protocol counts them: a change at a character past the end of a CRLF
+/// line goes before the `\r\n` (it used to split it, and the file stopped parsing), and a
+/// syntax error on line 1 of a file with a BOM is reported at its own column.
+fn positions_past_crlf_line_ends_and_after_a_bom() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("main.tf");
+    let text = trail_tf("a").replace('\n', "\r\n");
+    std::fs::write(&main, &text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&main, &text);
+    client.diagnostics(&uri(&main));
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri(&main), "version": 2}, "contentChanges": [{
+            "range": {"start": {"line": 1, "character": 99}, "end": {"line": 1, "character": 99}},
+            "text": " # note",
+        }]}),
+    );
+    let diagnostics = client.diagnostics(&uri(&main));
+    check(
+        diagnostics.len() == 1 && diagnostics[0]["severity"] == 2,
+        || format!("{diagnostics:#?}"),
+    )?;
+    let bom = dir.join("bom.tf");
+    let broken = "\u{feff}resource \"aws_cloudtrail\" \"b\" { = \n}\n";
+    std::fs::write(&bom, broken).unwrap();
+    client.open(&bom, broken);
+    let diagnostics = client.diagnostics(&uri(&bom));
+    let error = diagnostics
+        .iter()
+        .find(|d| d["severity"] == 1)
+        .ok_or_else(|| format!("no error: {diagnostics:#?}"))?;
+    // The `=`: the BOM is one UTF-16 unit, then 32 characters.
+    check(
+        error["range"]["start"] == json!({"line": 0, "character": 33}),
+        || format!("{error:#}"),
+    )?;
+    client.shut_down();
+    Ok(())
+}
+
+/// The few `initialize` fields the server uses are read on their own: a value `lsp-types`
+/// does not know (a newer protocol's) elsewhere no longer drops UTF-8 positions.
+fn an_unknown_initialize_value_keeps_the_rest() -> Result<(), Failed> {
+    let capabilities = json!({
+        "general": {"positionEncodings": ["utf-8", "utf-16"]},
+        "textDocument": {"hover": {"contentFormat": ["markdown", "plaintext", "html"]}},
+        "workspace": {"workspaceEdit": {"resourceOperations": ["create", "copy"]}},
+    });
+    let client = Client::start(capabilities, json!({}));
+    let encoding = &client.initialized["result"]["capabilities"]["positionEncoding"];
+    check(encoding == "utf-8", || format!("{}", client.initialized))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// A trail in a module that another module of the repository calls is judged through the
+/// call, as `ctfix` run at the top judges it (the caller passes `kms_key_id = ""`), and the
+/// quick fix is the command line's: it edits the caller, never the shared module. The
+/// caller's file shows the trail at its call.
+fn called_modules_are_judged_through_their_callers() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let called = top.join("modules/trail/main.tf");
+    std::fs::create_dir_all(called.parent().unwrap()).unwrap();
+    let called_text = "variable \"kms_key_id\" {\n  type    = string\n  default = null\n}\n\nresource \"aws_cloudtrail\" \"this\" {\n  name           = \"t\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = var.kms_key_id\n}\n";
+    std::fs::write(&called, called_text).unwrap();
+    let caller = top.join("live/main.tf");
+    std::fs::create_dir_all(caller.parent().unwrap()).unwrap();
+    let caller_text =
+        "module \"t\" {\n  source     = \"../modules/trail\"\n  kms_key_id = \"\"\n}\n";
+    std::fs::write(&caller, caller_text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&called, called_text);
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(diagnostics.len() == 1, || format!("{diagnostics:#?}"))?;
+    let message = diagnostics[0]["message"].as_str().unwrap_or_default();
+    check(
+        message.starts_with("module.t.aws_cloudtrail.this")
+            && message.contains("resolves-to-empty"),
+        || message.to_owned(),
+    )?;
+    let actions = client.code_actions(&called, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let edit = &actions[0]["edit"];
+    let (called_edits, _) = edits_for(edit, &uri(&called));
+    check(called_edits.is_empty(), || {
+        format!("edits the called module: {edit}")
+    })?;
+    let (caller_edits, _) = edits_for(edit, &uri(&caller));
+    let fixed = apply_edits(caller_text, &caller_edits);
+    // What `ctfix --apply` at the top writes.
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&top, copy.path());
+    let output = ctfix()
+        .args(["--apply", "--yes", "--allow-dirty"])
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    check(output.status.code() == Some(0), || stderr_of(&output))?;
+    let expected = std::fs::read_to_string(copy.path().join("live/main.tf")).unwrap();
+    check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
+    let unchanged = std::fs::read_to_string(copy.path().join("modules/trail/main.tf")).unwrap();
+    check(unchanged == called_text, || unchanged.clone())?;
+    // The caller's file shows the same trail on the argument it passes, with the same fix.
+    client.open(&caller, caller_text);
+    let diagnostics = client.diagnostics(&uri(&caller));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["range"]["start"] == json!({"line": 2, "character": 2}),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let actions = client.code_actions(&caller, &diagnostics[0]["range"]);
+    check(actions.len() == 1, || format!("{actions:#?}"))?;
+    let (caller_edits, _) = edits_for(&actions[0]["edit"], &uri(&caller));
+    let fixed = apply_edits(caller_text, &caller_edits);
+    check(fixed == expected, || format!("{fixed}\n---\n{expected}"))?;
+    client.shut_down();
+    Ok(())
+}
+
+/// A code action costs little beside a judgement, however many trails the file holds: the
+/// ranges are worked out once per judgement (it used to parse the file again for every
+/// trail on every request, and the cursor moving about asks again and again).
+fn code_actions_do_not_scale_with_the_trails() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("main.tf");
+    let text: String = (0..300)
+        .map(|i| format!("resource \"aws_cloudtrail\" \"t{i}\" {{\n  name           = \"t{i}\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = \"\"\n}}\n"))
+        .collect::<String>()
+        + "# end\n";
+    std::fs::write(&main, &text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 0}));
+    let started = Instant::now();
+    client.open(&main, &text);
+    let diagnostics = client.diagnostics(&uri(&main));
+    let judgement = started.elapsed();
+    check(diagnostics.len() == 300, || {
+        format!("{}", diagnostics.len())
+    })?;
+    // Where no trail is: nothing to offer, and nothing to work out.
+    let end =
+        json!({"start": {"line": 1500, "character": 0}, "end": {"line": 1500, "character": 5}});
+    let started = Instant::now();
+    for _ in 0..5 {
+        let actions = client.code_actions(&main, &end);
+        check(actions.is_empty(), || format!("{actions:#?}"))?;
+    }
+    let actions = started.elapsed() / 5;
+    check(actions < judgement / 10, || {
+        format!("a code action took {actions:?}, a judgement {judgement:?}")
+    })?;
+    client.shut_down();
+    Ok(())
+}
+
+/// A caller written to disk while the called module is open (a `git pull`) is taken into
+/// account when the client tells of it: the module is judged again, through the new call.
+fn a_new_caller_on_disk_is_followed() -> Result<(), Failed> {
+    let (_tmp, top) = repository();
+    let called = top.join("modules/trail/main.tf");
+    std::fs::create_dir_all(called.parent().unwrap()).unwrap();
+    let called_text = "variable \"kms_key_id\" {\n  type    = string\n  default = null\n}\n\nresource \"aws_cloudtrail\" \"this\" {\n  name           = \"t\"\n  s3_bucket_name = \"b\"\n  kms_key_id     = var.kms_key_id\n}\n";
+    std::fs::write(&called, called_text).unwrap();
+    let mut client = Client::start(json!({}), json!({"debounceMs": 20}));
+    client.open(&called, called_text);
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("aws_cloudtrail.this")),
+        || format!("{diagnostics:#?}"),
+    )?;
+    let caller = top.join("live/main.tf");
+    std::fs::create_dir_all(caller.parent().unwrap()).unwrap();
+    std::fs::write(
+        &caller,
+        "module \"t\" {\n  source     = \"../modules/trail\"\n  kms_key_id = \"\"\n}\n",
+    )
+    .unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&caller), "type": 1}]}),
+    );
+    let diagnostics = client.diagnostics(&uri(&called));
+    check(
+        diagnostics.len() == 1
+            && diagnostics[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("module.t.aws_cloudtrail.this")),
+        || format!("{diagnostics:#?}"),
+    )?;
+    client.shut_down();
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -880,6 +1381,58 @@ fn main() {
             fix_spans_the_module_files,
         ),
         Trial::test("lsp::exit_without_shutdown", exit_without_shutdown),
+        Trial::test(
+            "lsp::a_new_caller_on_disk_is_followed",
+            a_new_caller_on_disk_is_followed,
+        ),
+        Trial::test(
+            "lsp::code_actions_do_not_scale_with_the_trails",
+            code_actions_do_not_scale_with_the_trails,
+        ),
+        Trial::test(
+            "lsp::called_modules_are_judged_through_their_callers",
+            called_modules_are_judged_through_their_callers,
+        ),
+        Trial::test(
+            "lsp::bad_input_is_answered_and_the_server_goes_on",
+            bad_input_is_answered_and_the_server_goes_on,
+        ),
+        Trial::test(
+            "lsp::excluded_files_are_not_judged",
+            excluded_files_are_not_judged,
+        ),
+        Trial::test(
+            "lsp::downloaded_and_hidden_modules_are_not_judged",
+            downloaded_and_hidden_modules_are_not_judged,
+        ),
+        Trial::test(
+            "lsp::untitled_documents_are_left_alone",
+            untitled_documents_are_left_alone,
+        ),
+        Trial::test(
+            "lsp::only_modules_with_an_open_file_are_judged",
+            only_modules_with_an_open_file_are_judged,
+        ),
+        Trial::test(
+            "lsp::a_broken_configuration_offers_no_fix_and_says_why",
+            a_broken_configuration_offers_no_fix_and_says_why,
+        ),
+        Trial::test(
+            "lsp::a_configuration_change_rejudges_its_modules",
+            a_configuration_change_rejudges_its_modules,
+        ),
+        Trial::test(
+            "lsp::disk_changes_are_watched_and_noticed",
+            disk_changes_are_watched_and_noticed,
+        ),
+        Trial::test(
+            "lsp::positions_past_crlf_line_ends_and_after_a_bom",
+            positions_past_crlf_line_ends_and_after_a_bom,
+        ),
+        Trial::test(
+            "lsp::an_unknown_initialize_value_keeps_the_rest",
+            an_unknown_initialize_value_keeps_the_rest,
+        ),
     ];
     let found = nvim_found();
     let mut neovim = Trial::test("lsp::neovim_applies_the_quick_fix", move || {
