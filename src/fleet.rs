@@ -724,6 +724,28 @@ fn unique_names(sources: &[Source]) -> Vec<String> {
         .collect()
 }
 
+/// The branch checked out in the repository around `root`, if any.
+fn checked_out_branch(root: &Path) -> Option<String> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?;
+    head.is_branch()
+        .then(|| head.shorthand().map(str::to_owned))
+        .flatten()
+}
+
+/// Checks `branch` out in the repository around `root`, keeping uncommitted work (a safe
+/// checkout: it refuses rather than overwrite it).
+fn switch_to(root: &Path, branch: &str) -> Result<(), String> {
+    let repo = git2::Repository::discover(root).map_err(|e| e.message().to_owned())?;
+    let target = repo
+        .revparse_single(&format!("refs/heads/{branch}"))
+        .map_err(|e| e.message().to_owned())?;
+    repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().safe()))
+        .map_err(|e| e.message().to_owned())?;
+    repo.set_head(&format!("refs/heads/{branch}"))
+        .map_err(|e| e.message().to_owned())
+}
+
 /// One repository: clone or fetch if needed, run, spool the report, keep the row.
 fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) -> Row {
     let display = source.name();
@@ -764,7 +786,32 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
                     ));
                 }
             }
-            match crate::run::run(&run_options, &mut AcceptAll) {
+            // A local checkout goes back to the branch it was on: left on the bot's branch,
+            // next week's run would judge that branch instead of the base.
+            let bot_branch = match (&run_options.mode, source) {
+                (Mode::Apply(apply), Source::Local { root, .. }) => apply
+                    .commit
+                    .as_ref()
+                    .and_then(|c| c.branch.clone())
+                    .map(|branch| (root.clone(), branch)),
+                _ => None,
+            };
+            let before = bot_branch
+                .as_ref()
+                .and_then(|(root, _)| checked_out_branch(root));
+            if let (Some((_, branch)), Some(before)) = (&bot_branch, &before) {
+                if before == branch {
+                    let report = Report {
+                        errors: vec![FileError::new(
+                            &display,
+                            format!("the checkout is on {branch}, ctfix's branch: switch it to its base (git switch <base>) so the fixes are computed there; nothing was written"),
+                        )],
+                        ..Report::default()
+                    };
+                    return keep_row(options, display, applied, &paths, &report, None, spool);
+                }
+            }
+            let mut outcome = match crate::run::run(&run_options, &mut AcceptAll) {
                 Ok(outcome) => (paths, outcome.report, outcome.pr_body),
                 Err(error) => {
                     let report = Report {
@@ -773,7 +820,18 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
                     };
                     (paths, report, None)
                 }
+            };
+            if let (Some((root, branch)), Some(before)) = (&bot_branch, &before) {
+                if checked_out_branch(root).as_deref() == Some(branch.as_str()) {
+                    if let Err(error) = switch_to(root, before) {
+                        outcome.1.errors.push(FileError::new(
+                            &display,
+                            format!("the fixes are committed on {branch}, but the checkout stays on it: {error}; switch it back to {before} before the next run"),
+                        ));
+                    }
+                }
             }
+            outcome
         }
     };
     let mut report = report;

@@ -377,6 +377,72 @@ fn a_malformed_repos_line_stops_the_run_before_anything_starts() {
     assert!(!workdir.exists(), "nothing started");
 }
 
+/// A local checkout is back on its branch after the run: left on the bot's branch, next
+/// week's run judged that branch and reported it up to date while the base had a new trail.
+#[test]
+fn a_local_checkout_is_back_on_its_branch_and_next_week_sees_the_base() {
+    let fleet = Fleet::new();
+    let work = fleet.repo("local", &[("main.tf", trail_tf("a"))]);
+    let repos = fleet.root().join("repos.txt");
+    std::fs::write(&repos, "local\n").unwrap();
+    let run = || {
+        let output = fleet.ctfix(
+            fleet.root(),
+            &[
+                "--repos",
+                &display(&repos),
+                "--apply",
+                "--yes",
+                "--branch",
+                BRANCH,
+                "--push",
+                "--format",
+                "json",
+            ],
+        );
+        assert!(output.status.code().unwrap() < 2, "{}", stderr_of(&output));
+        json_of(&output)["table"][0]["branch_state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(run(), "created");
+    assert_eq!(fleet.git(&work, &["branch", "--show-current"]), "main");
+    assert_eq!(fleet.git(&work, &["status", "--porcelain"]), "");
+    // A new trail lands on main.
+    std::fs::write(work.join("b.tf"), trail_tf("b")).unwrap();
+    fleet.git(&work, &["add", "-A"]);
+    fleet.git(&work, &["commit", "-q", "-m", "b"]);
+    fleet.git(&work, &["push", "-q", "origin", "main"]);
+    assert_eq!(run(), "updated");
+    fleet.assert_branch_commit("local", &["b.tf", "main.tf"]);
+    assert_eq!(fleet.git(&work, &["branch", "--show-current"]), "main");
+    // A checkout someone left on the bot's branch is refused, not judged.
+    fleet.git(&work, &["switch", "-q", BRANCH]);
+    let output = fleet.ctfix(
+        fleet.root(),
+        &[
+            "--repos",
+            &display(&repos),
+            "--apply",
+            "--yes",
+            "--branch",
+            BRANCH,
+            "--push",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr_of(&output)
+    );
+    assert!(
+        all.contains("the checkout is on ctfix/cloudtrail-kms, ctfix's branch"),
+        "{all}"
+    );
+}
+
 /// The clone cache follows the remote's default branch as it is now: a repository empty when
 /// first cloned is judged once it has content, and a renamed default branch is followed.
 #[test]
