@@ -730,7 +730,8 @@ fn each_repository_uses_its_own_configuration() {
         ],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    let read = |dir: &Path| std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    // The fixes are on the branch; each checkout is back on main.
+    let read = |dir: &Path| fleet.git(dir, &["show", &format!("{BRANCH}:main.tf")]);
     let (tagged, windowed, plain) = (read(&tagged), read(&windowed), read(&plain));
     assert!(tagged.contains("team = \"platform\""), "{tagged}");
     assert!(tagged.contains("deletion_window_in_days = 30"), "{tagged}");
