@@ -3,7 +3,7 @@
 use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::Span;
 
-use crate::key_check::{check_key, KeyVerdict, PolicySource};
+use crate::key_check::{check_key_for, KeyVerdict, PolicySource};
 use crate::key_choice::{offer_key, KeyChoice, Offer, PartialKey};
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
@@ -599,7 +599,8 @@ fn classify_key_reference(
     attribute: &str,
     via: &str,
 ) -> Verdict {
-    let verdict = check_key(module, resolver, label);
+    let name = trail_name(module, resolver, trail);
+    let verdict = check_key_for(module, resolver, label, name.as_deref());
     let extend = match &verdict {
         KeyVerdict::MissingGrant {
             key,
@@ -629,7 +630,6 @@ fn classify_key_reference(
             remedy,
         );
     }
-    let _ = trail;
     match verdict {
         KeyVerdict::Usable(_) => Verdict::new(
             Status::Compliant,
@@ -671,10 +671,28 @@ fn classify_key_reference(
             format!("kms_key_id is aws_kms_key.{label}{via}, but a Deny statement in its key policy keeps cloudtrail.amazonaws.com from using it; a human must decide which statement goes"),
             Remedy::None,
         ),
+        KeyVerdict::OpenToAnyone(_) => Verdict::noncompliant(
+            "key-policy-public",
+            format!("kms_key_id is aws_kms_key.{label}{via}, whose key policy lets any principal of any account decrypt with it (an Allow to \"*\" that no condition scopes): reading the logs needs no permission of its own; a human must scope that statement"),
+            Remedy::None,
+        ),
         KeyVerdict::PolicyUnknown(_, why) => Verdict::unknown(
             "key-policy-unknown",
-            format!("kms_key_id is aws_kms_key.{label}{via}, but ctfix cannot read its policy: {why}"),
+            format!("kms_key_id is aws_kms_key.{label}{via}, but ctfix cannot judge its policy: {why}"),
         ),
+    }
+}
+
+/// The trail's `name` as far as ctfix can tell (unknown parts marked), or `None`.
+pub fn trail_name(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Option<String> {
+    // A detached trail (a `.tf.json` template) has no block here.
+    if trail.at.file >= module.files.len() {
+        return None;
+    }
+    let attr = module.block(trail.at).body.get_attribute("name")?;
+    match resolver.value_of(&attr.value, trail.at.file) {
+        Value::String(name) | Value::Partial(name) => Some(name),
+        _ => None,
     }
 }
 
