@@ -4,7 +4,7 @@ use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::Span;
 
 use crate::key_check::{check_key_for, KeyVerdict, PolicySource};
-use crate::key_choice::{offer_key, KeyChoice, Offer, PartialKey};
+use crate::key_choice::{offer_key, offer_key_excluding, KeyChoice, Offer, PartialKey};
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
 use crate::resolve::{
@@ -212,22 +212,46 @@ pub fn find_trails(module: &Module) -> Vec<Trail> {
 
 /// Judges every trail of a module.
 pub fn judge_all(module: &Module, trails: &[Trail]) -> Vec<Verdict> {
-    let resolver = Resolver::new(module);
-    let today = today();
-    trails
-        .iter()
-        .map(|trail| judge_with(module, &resolver, trail, &today))
-        .collect()
+    judge_all_with(module, &Resolver::new(module), trails)
 }
 
 /// Judges every trail of a module with a given resolver: a called module's, which reads
 /// its caller's arguments.
 pub fn judge_all_with(module: &Module, resolver: &Resolver<'_>, trails: &[Trail]) -> Vec<Verdict> {
     let today = today();
-    trails
+    let mut verdicts: Vec<Verdict> = trails
         .iter()
         .map(|trail| judge_with(module, resolver, trail, &today))
-        .collect()
+        .collect();
+    wire_each_key_once(module, resolver, trails, &mut verdicts);
+    verdicts
+}
+
+/// A key wired to one trail of the run is not wired to a later one too: once written, the
+/// first trail points at it, and a key another trail uses is no candidate (its policy may
+/// name only that trail). The later trail gets the next choice, or a key of its own.
+fn wire_each_key_once(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trails: &[Trail],
+    verdicts: &mut [Verdict],
+) {
+    let mut taken: Vec<String> = Vec::new();
+    for (trail, verdict) in trails.iter().zip(verdicts.iter_mut()) {
+        let Remedy::WireKey { choice } = &verdict.remedy else {
+            continue;
+        };
+        if taken.contains(&choice.label) {
+            verdict.remedy = match offer_key_excluding(module, resolver, trail, &taken) {
+                Offer::Wire(choice) => Remedy::WireKey { choice },
+                Offer::Partial(partial) => Remedy::GenerateKeyNoting { partial },
+                Offer::Nothing => Remedy::GenerateKey,
+            };
+        }
+        if let Remedy::WireKey { choice } = &verdict.remedy {
+            taken.push(choice.label.clone());
+        }
+    }
 }
 
 /// Judges one trail's `kms_key_id`.

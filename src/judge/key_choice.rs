@@ -77,7 +77,19 @@ impl Ties {
 
 /// The key a reviewer would wire to `trail`, or the keys that almost fit.
 pub fn offer_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Offer {
-    let used_by_trails = keys_used_by_other_trails(module, resolver, trail);
+    offer_key_excluding(module, resolver, trail, &[])
+}
+
+/// [`offer_key`] without the keys `taken` (chosen for other trails of the same run): once
+/// written, another trail points at them, and the next run would not choose them either.
+pub fn offer_key_excluding(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    taken: &[String],
+) -> Offer {
+    let mut used_by_trails = keys_used_by_other_trails(module, resolver, trail);
+    used_by_trails.extend(taken.iter().cloned());
     let name = trail_name(module, resolver, trail);
     let mut candidates: Vec<(String, &'static str)> = Vec::new();
     let mut partial = Vec::new();

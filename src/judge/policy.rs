@@ -771,13 +771,15 @@ impl Operator {
     }
 
     /// The positive comparison of one context value with one policy value. A value with
-    /// [`UNKNOWN`] parts, or a policy value holding a `${…}` ctfix could not resolve, may
-    /// compare `Unknown`.
+    /// [`UNKNOWN`] parts, or a policy value holding a `${…}` ctfix could not resolve, is
+    /// compared ARN component by component: a known component that differs decides `No`
+    /// (`trail/trail-t` is not `trail/trail-u`, whatever the account); an unknown one is
+    /// `Unknown` unless the policy's is all `*` in a `…Like`.
     fn compare(&self, value: &str, policy: &str) -> Match {
-        if policy.contains("${") {
-            return Match::Unknown;
-        }
-        if !value.contains(UNKNOWN) {
+        let unknown_part = |value_part: &str, policy_part: &str| {
+            value_part.contains(UNKNOWN) || policy_part.contains("${")
+        };
+        if !unknown_part(value, policy) {
             return Match::from_bool(self.compare_known(value, policy));
         }
         let like = matches!(self.comparison, Comparison::StringLike | Comparison::ArnLike);
@@ -800,7 +802,7 @@ impl Operator {
         // component stays inside it for the known ones, which is all this is used for).
         let mut result = Match::Yes;
         for (value_part, policy_part) in value_parts.iter().zip(&policy_parts) {
-            let part = if value_part.contains(UNKNOWN) {
+            let part = if unknown_part(value_part, policy_part) {
                 if like && policy_part.chars().all(|c| c == '*') {
                     Match::Yes
                 } else {
@@ -1740,8 +1742,18 @@ mod tests {
             let templated = scoped(key, "arn:${data.aws_partition.p.partition}:cloudtrail:us-east-1:${data.aws_caller_identity.c.account_id}:trail/trail-t");
             assert_eq!(
                 static_decisions(&templated, "trail-u"),
+                vec![Decision::NotAllowed; 2],
+                "the name is literal, whatever the account"
+            );
+            assert_eq!(
+                static_decisions(&templated, "trail-t"),
                 vec![Decision::Allowed; 2],
-                "a value ctfix could not resolve is taken as written"
+                "parts ctfix could not resolve are taken as written"
+            );
+            let by_variable = scoped(key, "arn:aws:cloudtrail:us-east-1:111122223333:trail/${var.name}");
+            assert_eq!(
+                static_decisions(&by_variable, "trail-u"),
+                vec![Decision::Allowed; 2]
             );
         }
         let like = json!({"Statement": {"Effect": "Allow",
