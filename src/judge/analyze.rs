@@ -8,7 +8,8 @@ use crate::key_choice::{offer_key, offer_key_excluding, KeyChoice, Offer, Partia
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
 use crate::resolve::{
-    is_alias, is_aws_managed_alias, is_key_arn, Resolver, Step, Value, VariableSource, UNKNOWN_PART,
+    is_alias, is_aws_managed_alias, key_arn_problem, Resolver, Step, Value, VariableSource,
+    UNKNOWN_PART,
 };
 use crate::suppress::{find_suppression, today, Suppression};
 
@@ -518,6 +519,22 @@ fn classify(
             },
         ),
         Value::KeyAttribute { label, attribute } => classify_key_reference(module, resolver, trail, expr, label, attribute, &via),
+        Value::KeyId(what) => {
+            let remedy = match attribute_span(expr, what.rsplit('.').next().unwrap_or("")) {
+                Some(span) if what.starts_with("data.") && expr_is(module, trail, expr, what) => {
+                    Remedy::UseArn {
+                        attribute: span,
+                        extend: None,
+                    }
+                }
+                _ => Remedy::None,
+            };
+            Verdict::noncompliant(
+                "key-id-not-arn",
+                format!("kms_key_id is {what}{via}, a key ID; CloudTrail's kms_key_id must be the key's ARN (.arn)"),
+                remedy,
+            )
+        }
         Value::External(what) => Verdict::new(
             Status::Compliant,
             "external-key",
@@ -593,7 +610,13 @@ fn classify_string(s: &str, via: &str) -> Verdict {
             format!("kms_key_id is the alias {shown:?}{via}, not a key ARN (the provider and the control want a key ARN)"),
             Remedy::ReplaceAlias { alias: format!("{shown:?}") },
         )
-    } else if is_key_arn(s) {
+    } else if let Some(problem) = key_arn_problem(s).filter(|_| s.starts_with("arn:")) {
+        Verdict::noncompliant(
+            "not-a-key-arn",
+            format!("kms_key_id is {shown:?}{via}, which is not a KMS key ARN ({problem})"),
+            Remedy::GenerateKey,
+        )
+    } else if s.starts_with("arn:") {
         Verdict::new(
             Status::Compliant,
             "external-key",
@@ -718,6 +741,14 @@ pub fn trail_name(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Op
         Value::String(name) | Value::Partial(name) => Some(name),
         _ => None,
     }
+}
+
+/// Whether `expr` is written as `text` itself (not reached through a local or variable).
+fn expr_is(module: &Module, trail: &Trail, expr: &Expression, text: &str) -> bool {
+    trail.at.file < module.files.len()
+        && module
+            .text_of(trail.at.file, expr)
+            .is_some_and(|written| written.trim() == text)
 }
 
 /// The byte range of the final `.key_id` / `.id` in `aws_kms_key.<k>.key_id`.
