@@ -112,8 +112,11 @@ pub const UNKNOWN: char = crate::resolve::UNKNOWN_PART;
 /// Condition keys a request made by an AWS service principal on its own behalf never carries
 /// (IAM: they describe an IAM principal's organization and tags). A negated operator or
 /// `…IfExists` on one of them holds for CloudTrail.
-pub const ABSENT_FOR_SERVICES: [&str; 3] =
-    ["aws:PrincipalOrgID", "aws:PrincipalOrgPaths", "aws:PrincipalTag/"];
+pub const ABSENT_FOR_SERVICES: [&str; 3] = [
+    "aws:PrincipalOrgID",
+    "aws:PrincipalOrgPaths",
+    "aws:PrincipalTag/",
+];
 
 /// The service principal of CloudTrail.
 pub const CLOUDTRAIL_SERVICE: &str = "cloudtrail.amazonaws.com";
@@ -179,8 +182,7 @@ fn evaluate_as(
     let mut undecided = false;
     for statement in statements {
         match statement.get("Effect").and_then(Value::as_str) {
-            Some("Deny") => match applies(statement, request, conditions, accounts, Effect::Deny)
-            {
+            Some("Deny") => match applies(statement, request, conditions, accounts, Effect::Deny) {
                 Match::Yes => return Decision::ExplicitlyDenied,
                 Match::Unknown => undecided = true,
                 Match::No => {}
@@ -471,7 +473,8 @@ fn names_this_key(pattern: &str) -> Match {
     }
     let service = parts[2];
     let resource = parts[5];
-    if !glob(service, "kms", true) || !(resource.starts_with("key/") || glob(resource, "key/", false))
+    if !glob(service, "kms", true)
+        || !(resource.starts_with("key/") || glob(resource, "key/", false))
     {
         return Match::No;
     }
@@ -570,9 +573,7 @@ fn conditions_match(condition: &Value, request: &Request, static_analysis: bool)
             };
             let found = match lookup(request.context, key) {
                 Some(found) => Found::Values(found),
-                None if !static_analysis || never_carried(&request.principal, key) => {
-                    Found::Absent
-                }
+                None if !static_analysis || never_carried(&request.principal, key) => Found::Absent,
                 None => Found::Unknown,
             };
             result = result.and(operator.holds(found, &values));
@@ -596,7 +597,8 @@ enum Found<'c> {
 fn never_carried(principal: &Principal, key: &str) -> bool {
     matches!(principal, Principal::Service(_))
         && ABSENT_FOR_SERVICES.iter().any(|absent| {
-            key.len() >= absent.len() && key[..absent.len()].eq_ignore_ascii_case(absent)
+            key.len() >= absent.len()
+                && key[..absent.len()].eq_ignore_ascii_case(absent)
                 && (absent.ends_with('/') || key.len() == absent.len())
         })
 }
@@ -752,7 +754,11 @@ impl Operator {
         // A context value "matches" when the positive comparison holds for any policy value;
         // a negated operator wants it to match none.
         let value_ok = |value: &String| {
-            let hit = Match::any(policy_values.iter().map(|policy| self.compare(value, policy)));
+            let hit = Match::any(
+                policy_values
+                    .iter()
+                    .map(|policy| self.compare(value, policy)),
+            );
             if self.negated {
                 hit.not()
             } else {
@@ -782,7 +788,10 @@ impl Operator {
         if !unknown_part(value, policy) {
             return Match::from_bool(self.compare_known(value, policy));
         }
-        let like = matches!(self.comparison, Comparison::StringLike | Comparison::ArnLike);
+        let like = matches!(
+            self.comparison,
+            Comparison::StringLike | Comparison::ArnLike
+        );
         if like && policy.chars().all(|c| c == '*') {
             return Match::Yes;
         }
@@ -1684,9 +1693,18 @@ mod tests {
         let allowed = vec![Decision::Allowed; 2];
         let undecided = vec![Decision::Undecided; 2];
         for (condition, expected) in [
-            (json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"}}), &denied),
-            (json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"}}), &denied),
-            (json!({"StringNotLike": {"aws:PrincipalOrgPaths": "o-abc123/*"}}), &denied),
+            (
+                json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &denied,
+            ),
+            (
+                json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &denied,
+            ),
+            (
+                json!({"StringNotLike": {"aws:PrincipalOrgPaths": "o-abc123/*"}}),
+                &denied,
+            ),
             (json!({"Null": {"aws:PrincipalTag/team": "true"}}), &denied),
             // AWS's data-perimeter guidance: exempt service principals.
             (
@@ -1694,18 +1712,45 @@ mod tests {
                        "Bool": {"aws:PrincipalIsAWSService": "false"}}),
                 &allowed,
             ),
-            (json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"},
-                    "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}), &allowed),
+            (
+                json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"},
+                    "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}),
+                &allowed,
+            ),
             (json!({"Bool": {"aws:SecureTransport": "false"}}), &allowed),
-            (json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}), &allowed),
-            (json!({"StringNotEquals": {"aws:PrincipalServiceName": CLOUDTRAIL_SERVICE}}), &allowed),
-            (json!({"StringLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/other"}}), &allowed),
-            (json!({"StringNotLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/*"}}), &allowed),
+            (
+                json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &allowed,
+            ),
+            (
+                json!({"StringNotEquals": {"aws:PrincipalServiceName": CLOUDTRAIL_SERVICE}}),
+                &allowed,
+            ),
+            (
+                json!({"StringLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/other"}}),
+                &allowed,
+            ),
+            (
+                json!({"StringNotLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/*"}}),
+                &allowed,
+            ),
             // Not decidable without the trail's account, or not modelled at all.
-            (json!({"StringNotEquals": {"aws:SourceAccount": "111122223333"}}), &undecided),
-            (json!({"StringNotEquals": {"kms:CallerAccount": "111122223333"}}), &undecided),
-            (json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}), &undecided),
-            (json!({"StringNotEquals": {"aws:SourceArn": "${var.trail_arn}"}}), &undecided),
+            (
+                json!({"StringNotEquals": {"aws:SourceAccount": "111122223333"}}),
+                &undecided,
+            ),
+            (
+                json!({"StringNotEquals": {"kms:CallerAccount": "111122223333"}}),
+                &undecided,
+            ),
+            (
+                json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+                &undecided,
+            ),
+            (
+                json!({"StringNotEquals": {"aws:SourceArn": "${var.trail_arn}"}}),
+                &undecided,
+            ),
         ] {
             assert_eq!(
                 &static_decisions(&with_deny(condition.clone()), "trail-t"),
@@ -1725,7 +1770,10 @@ mod tests {
                 "Condition": {"StringEquals": {key: arn}}}})
         };
         for key in ["aws:SourceArn", "kms:EncryptionContext:aws:cloudtrail:arn"] {
-            let policy = scoped(key, "arn:aws:cloudtrail:us-east-1:111122223333:trail/trail-t");
+            let policy = scoped(
+                key,
+                "arn:aws:cloudtrail:us-east-1:111122223333:trail/trail-t",
+            );
             assert_eq!(
                 static_decisions(&policy, "trail-t"),
                 vec![Decision::Allowed; 2]
@@ -1750,7 +1798,10 @@ mod tests {
                 vec![Decision::Allowed; 2],
                 "parts ctfix could not resolve are taken as written"
             );
-            let by_variable = scoped(key, "arn:aws:cloudtrail:us-east-1:111122223333:trail/${var.name}");
+            let by_variable = scoped(
+                key,
+                "arn:aws:cloudtrail:us-east-1:111122223333:trail/${var.name}",
+            );
             assert_eq!(
                 static_decisions(&by_variable, "trail-u"),
                 vec![Decision::Allowed; 2]
@@ -1778,13 +1829,23 @@ mod tests {
         assert!(anyone_can_decrypt(&open(Value::Null)));
         assert!(anyone_can_decrypt(&json!({"Statement": {"Effect": "Allow",
             "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}})));
-        assert!(!anyone_can_decrypt(&open(json!({"StringEquals": {"kms:CallerAccount": "111122223333"}}))));
-        assert!(!anyone_can_decrypt(&open(json!({"StringEquals": {"kms:CallerAccount": "${data.aws_caller_identity.c.account_id}"}}))));
-        assert!(!anyone_can_decrypt(&open(json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}))));
-        assert!(!anyone_can_decrypt(&json!({"Statement": {"Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}})));
-        assert!(!anyone_can_decrypt(&json!({"Statement": {"Effect": "Allow",
-            "Principal": "*", "Action": "kms:GenerateDataKey*", "Resource": "*"}})));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"kms:CallerAccount": "111122223333"}})
+        )));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"kms:CallerAccount": "${data.aws_caller_identity.c.account_id}"}})
+        )));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}})
+        )));
+        assert!(!anyone_can_decrypt(
+            &json!({"Statement": {"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}})
+        ));
+        assert!(!anyone_can_decrypt(
+            &json!({"Statement": {"Effect": "Allow",
+            "Principal": "*", "Action": "kms:GenerateDataKey*", "Resource": "*"}})
+        ));
     }
 
     #[test]

@@ -925,7 +925,10 @@ pub fn key_arn_problem(text: &str) -> Option<String> {
                 .all(|c| c == UNKNOWN_PART || c == '-' || c.is_ascii_hexdigit())
                 || id.starts_with("mrk-");
             if !known_ok {
-                return Some(format!("{:?} is not a key ID", id.replace(UNKNOWN_PART, "…")));
+                return Some(format!(
+                    "{:?} is not a key ID",
+                    id.replace(UNKNOWN_PART, "…")
+                ));
             }
             "key/12345678-1234-1234-1234-123456789012".to_owned()
         }
@@ -937,8 +940,16 @@ pub fn key_arn_problem(text: &str) -> Option<String> {
     let probe = [
         if unknown(parts[1]) { "aws" } else { parts[1] },
         if unknown(parts[2]) { "kms" } else { parts[2] },
-        if unknown(parts[3]) { "us-east-1" } else { parts[3] },
-        if unknown(parts[4]) { "123456789012" } else { parts[4] },
+        if unknown(parts[3]) {
+            "us-east-1"
+        } else {
+            parts[3]
+        },
+        if unknown(parts[4]) {
+            "123456789012"
+        } else {
+            parts[4]
+        },
     ];
     let probe = format!(
         "arn:{}:{}:{}:{}:{resource}",

@@ -401,13 +401,21 @@ mod tests {
     fn templates_and_block_comments() {
         // A `#` inside a template's string is string data; a `}` of the template ends it.
         assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  name = \"${join(\"#\", [\"ctfix:ignore\"])}\"\n}\n").is_none());
-        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  name = \"${var.x}\" # ctfix:ignore\n}\n").is_some());
-        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  name = \"$${x} # ctfix:ignore\"\n}\n").is_none());
+        assert!(find(
+            "resource \"aws_cloudtrail\" \"t\" {\n  name = \"${var.x}\" # ctfix:ignore\n}\n"
+        )
+        .is_some());
+        assert!(find(
+            "resource \"aws_cloudtrail\" \"t\" {\n  name = \"$${x} # ctfix:ignore\"\n}\n"
+        )
+        .is_none());
         // A block comment over several lines directly above the block.
         let above = "/*\n  ctfix:ignore: legacy\n*/\nresource \"aws_cloudtrail\" \"t\" {\n}\n";
         assert_eq!(find(above).unwrap().reason.as_deref(), Some("legacy"));
         // A line of code between the comment and the block breaks "directly above".
-        assert!(find("# ctfix:ignore\nlocals {}\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_none());
+        assert!(
+            find("# ctfix:ignore\nlocals {}\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_none()
+        );
     }
 
     #[test]
