@@ -20,8 +20,8 @@
 //!   what the key policy grants by itself); `{"Service": ...}` (compared without regard to
 //!   case).
 //! - `Resource` / `NotResource`: a key policy is only ever evaluated for its own key, so an
-//!   entry names the key when it is `*` or a KMS key ARN pattern (`arn:*:kms:*:*:key/*` and
-//!   anything narrower).
+//!   entry names the key when it is `*` or a KMS key ARN pattern covering every key
+//!   (`arn:*:kms:*:*:key/*`); one naming a single key may name another key, so it is unknown.
 //! - Conditions: `String{Equals,NotEquals,EqualsIgnoreCase,NotEqualsIgnoreCase,Like,NotLike}`,
 //!   `Arn{Equals,Like,NotEquals,NotLike}`, `Bool`, `Null`,
 //!   `Numeric{Equals,NotEquals,LessThan,LessThanEquals,GreaterThan,GreaterThanEquals}`, each
@@ -33,7 +33,8 @@
 //!
 //! When in doubt the evaluator is pessimistic: a statement it cannot read (an unknown
 //! condition operator such as `DateGreaterThan` or `IpAddress`, a malformed element) never
-//! allows, and — when conditions are evaluated — is taken to deny if it is a `Deny`.
+//! allows, and — when conditions are evaluated — is taken to deny if it is a `Deny`. In static
+//! analysis such a `Deny` gives [`Decision::Undecided`]: never an allow.
 //!
 //! ## Limitations
 //! - Policy variables (`${aws:username}`) are not substituted: a comparison with one is
