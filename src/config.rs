@@ -359,7 +359,7 @@ fn parse_use_key(text: &str) -> Result<UseKey, String> {
 }
 
 /// `arn:<partition>:kms:<region>:<12-digit account>:key/<key id>`.
-fn check_key_arn(arn: &str) -> Result<(), String> {
+pub(crate) fn check_key_arn(arn: &str) -> Result<(), String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [_, partition, service, region, account, resource] = parts.as_slice() else {
         return Err(format!(

@@ -3,12 +3,13 @@
 use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::Span;
 
-use crate::key_check::{check_key, KeyVerdict, PolicySource};
-use crate::key_choice::{offer_key, KeyChoice, Offer, PartialKey};
+use crate::key_check::{check_key_for, KeyVerdict, PolicySource};
+use crate::key_choice::{offer_key, offer_key_excluding, KeyChoice, Offer, PartialKey};
 use crate::model::Status;
 use crate::module::{provider_of, BlockRef, Module};
 use crate::resolve::{
-    is_alias, is_aws_managed_alias, is_key_arn, Resolver, Step, Value, VariableSource, UNKNOWN_PART,
+    is_alias, is_aws_managed_alias, key_arn_problem, Resolver, Step, Value, VariableSource,
+    UNKNOWN_PART,
 };
 use crate::suppress::{find_suppression, today, Suppression};
 
@@ -212,22 +213,46 @@ pub fn find_trails(module: &Module) -> Vec<Trail> {
 
 /// Judges every trail of a module.
 pub fn judge_all(module: &Module, trails: &[Trail]) -> Vec<Verdict> {
-    let resolver = Resolver::new(module);
-    let today = today();
-    trails
-        .iter()
-        .map(|trail| judge_with(module, &resolver, trail, &today))
-        .collect()
+    judge_all_with(module, &Resolver::new(module), trails)
 }
 
 /// Judges every trail of a module with a given resolver: a called module's, which reads
 /// its caller's arguments.
 pub fn judge_all_with(module: &Module, resolver: &Resolver<'_>, trails: &[Trail]) -> Vec<Verdict> {
     let today = today();
-    trails
+    let mut verdicts: Vec<Verdict> = trails
         .iter()
         .map(|trail| judge_with(module, resolver, trail, &today))
-        .collect()
+        .collect();
+    wire_each_key_once(module, resolver, trails, &mut verdicts);
+    verdicts
+}
+
+/// A key wired to one trail of the run is not wired to a later one too: once written, the
+/// first trail points at it, and a key another trail uses is no candidate (its policy may
+/// name only that trail). The later trail gets the next choice, or a key of its own.
+fn wire_each_key_once(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trails: &[Trail],
+    verdicts: &mut [Verdict],
+) {
+    let mut taken: Vec<String> = Vec::new();
+    for (trail, verdict) in trails.iter().zip(verdicts.iter_mut()) {
+        let Remedy::WireKey { choice } = &verdict.remedy else {
+            continue;
+        };
+        if taken.contains(&choice.label) {
+            verdict.remedy = match offer_key_excluding(module, resolver, trail, &taken) {
+                Offer::Wire(choice) => Remedy::WireKey { choice },
+                Offer::Partial(partial) => Remedy::GenerateKeyNoting { partial },
+                Offer::Nothing => Remedy::GenerateKey,
+            };
+        }
+        if let Remedy::WireKey { choice } = &verdict.remedy {
+            taken.push(choice.label.clone());
+        }
+    }
 }
 
 /// Judges one trail's `kms_key_id`.
@@ -494,6 +519,22 @@ fn classify(
             },
         ),
         Value::KeyAttribute { label, attribute } => classify_key_reference(module, resolver, trail, expr, label, attribute, &via),
+        Value::KeyId(what) => {
+            let remedy = match attribute_span(expr, what.rsplit('.').next().unwrap_or("")) {
+                Some(span) if what.starts_with("data.") && expr_is(module, trail, expr, what) => {
+                    Remedy::UseArn {
+                        attribute: span,
+                        extend: None,
+                    }
+                }
+                _ => Remedy::None,
+            };
+            Verdict::noncompliant(
+                "key-id-not-arn",
+                format!("kms_key_id is {what}{via}, a key ID; CloudTrail's kms_key_id must be the key's ARN (.arn)"),
+                remedy,
+            )
+        }
         Value::External(what) => Verdict::new(
             Status::Compliant,
             "external-key",
@@ -569,7 +610,13 @@ fn classify_string(s: &str, via: &str) -> Verdict {
             format!("kms_key_id is the alias {shown:?}{via}, not a key ARN (the provider and the control want a key ARN)"),
             Remedy::ReplaceAlias { alias: format!("{shown:?}") },
         )
-    } else if is_key_arn(s) {
+    } else if let Some(problem) = key_arn_problem(s).filter(|_| s.starts_with("arn:")) {
+        Verdict::noncompliant(
+            "not-a-key-arn",
+            format!("kms_key_id is {shown:?}{via}, which is not a KMS key ARN ({problem})"),
+            Remedy::GenerateKey,
+        )
+    } else if s.starts_with("arn:") {
         Verdict::new(
             Status::Compliant,
             "external-key",
@@ -599,7 +646,8 @@ fn classify_key_reference(
     attribute: &str,
     via: &str,
 ) -> Verdict {
-    let verdict = check_key(module, resolver, label);
+    let name = trail_name(module, resolver, trail);
+    let verdict = check_key_for(module, resolver, label, name.as_deref());
     let extend = match &verdict {
         KeyVerdict::MissingGrant {
             key,
@@ -629,7 +677,6 @@ fn classify_key_reference(
             remedy,
         );
     }
-    let _ = trail;
     match verdict {
         KeyVerdict::Usable(_) => Verdict::new(
             Status::Compliant,
@@ -671,11 +718,37 @@ fn classify_key_reference(
             format!("kms_key_id is aws_kms_key.{label}{via}, but a Deny statement in its key policy keeps cloudtrail.amazonaws.com from using it; a human must decide which statement goes"),
             Remedy::None,
         ),
+        KeyVerdict::OpenToAnyone(_) => Verdict::noncompliant(
+            "key-policy-public",
+            format!("kms_key_id is aws_kms_key.{label}{via}, whose key policy lets any principal of any account decrypt with it (an Allow to \"*\" that no condition scopes): reading the logs needs no permission of its own; a human must scope that statement"),
+            Remedy::None,
+        ),
         KeyVerdict::PolicyUnknown(_, why) => Verdict::unknown(
             "key-policy-unknown",
-            format!("kms_key_id is aws_kms_key.{label}{via}, but ctfix cannot read its policy: {why}"),
+            format!("kms_key_id is aws_kms_key.{label}{via}, but ctfix cannot judge its policy: {why}"),
         ),
     }
+}
+
+/// The trail's `name` as far as ctfix can tell (unknown parts marked), or `None`.
+pub fn trail_name(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Option<String> {
+    // A detached trail (a `.tf.json` template) has no block here.
+    if trail.at.file >= module.files.len() {
+        return None;
+    }
+    let attr = module.block(trail.at).body.get_attribute("name")?;
+    match resolver.value_of(&attr.value, trail.at.file) {
+        Value::String(name) | Value::Partial(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// Whether `expr` is written as `text` itself (not reached through a local or variable).
+fn expr_is(module: &Module, trail: &Trail, expr: &Expression, text: &str) -> bool {
+    trail.at.file < module.files.len()
+        && module
+            .text_of(trail.at.file, expr)
+            .is_some_and(|written| written.trim() == text)
 }
 
 /// The byte range of the final `.key_id` / `.id` in `aws_kms_key.<k>.key_id`.

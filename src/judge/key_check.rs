@@ -11,9 +11,7 @@ use hcl_edit::structure::Block;
 use serde_json::{json, Map, Value as Json};
 
 use crate::module::{BlockRef, Module};
-use crate::policy::{
-    cloudtrail_can_use_key, evaluate, Conditions, Decision, Principal, Request, CLOUDTRAIL_SERVICE,
-};
+use crate::policy::{anyone_can_decrypt, cloudtrail_decisions, Conditions, Decision, UNKNOWN};
 use crate::resolve::{Resolver, Value, UNKNOWN_PART};
 
 /// Where a key's policy is written, which decides how a fix can extend it.
@@ -57,14 +55,30 @@ pub enum KeyVerdict {
     },
     /// A `Deny` statement keeps CloudTrail from using the key; adding grants cannot help.
     Denied(BlockRef),
-    /// The policy cannot be read (built from values ctfix cannot resolve).
+    /// The policy cannot be read (built from values ctfix cannot resolve), or a `Deny` may
+    /// apply to CloudTrail and ctfix cannot decide whether it does.
     PolicyUnknown(BlockRef, String),
+    /// Usable by CloudTrail, but the policy lets any principal of any account decrypt with
+    /// it: reading the logs needs no permission of its own.
+    OpenToAnyone(BlockRef),
     /// Usable by CloudTrail.
     Usable(BlockRef),
 }
 
-/// Judges `aws_kms_key.<label>`.
+/// Judges `aws_kms_key.<label>` for a trail whose name ctfix does not know.
 pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVerdict {
+    check_key_for(module, resolver, label, None)
+}
+
+/// Judges `aws_kms_key.<label>` for the trail named `trail_name` (which may hold unknown
+/// parts): a grant whose condition names another trail (`aws:SourceArn`, the encryption
+/// context) does not count for this one.
+pub fn check_key_for(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    label: &str,
+    trail_name: Option<&str>,
+) -> KeyVerdict {
     let Some(key) = module
         .find_blocks("resource", Some("aws_kms_key"), Some(label))
         .next()
@@ -110,7 +124,7 @@ pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVe
     };
     let Some(policy_expr) = policy_expr else {
         let default = default_key_policy();
-        return verdict_for(key, &default, PolicySource::Default);
+        return verdict_for(key, &default, PolicySource::Default, trail_name);
     };
     match read_policy(module, resolver, policy_expr, holder.file, 0) {
         Ok((policy, kind)) => {
@@ -119,45 +133,61 @@ pub fn check_key(module: &Module, resolver: &Resolver<'_>, label: &str) -> KeyVe
                 Kind::Document(at) => PolicySource::Document(at),
                 Kind::Opaque => PolicySource::Opaque(holder),
             };
-            verdict_for(key, &policy, source)
+            verdict_for(key, &policy, source, trail_name)
         }
         Err(why) => KeyVerdict::PolicyUnknown(key, why),
     }
 }
 
-fn verdict_for(key: BlockRef, policy: &Json, source: PolicySource) -> KeyVerdict {
-    // Static analysis: conditions cannot be evaluated, so an Allow's conditions are taken as
-    // met for the trail that points here.
-    match cloudtrail_can_use_key(
+fn verdict_for(
+    key: BlockRef,
+    policy: &Json,
+    source: PolicySource,
+    trail_name: Option<&str>,
+) -> KeyVerdict {
+    // Static analysis: the trail's partition, region and account are unknown (and perhaps its
+    // name); an Allow whose conditions cannot be decided is taken as written for this trail,
+    // a Deny that may apply to CloudTrail leaves the verdict open.
+    let unknown = UNKNOWN.to_string();
+    let name = trail_name.unwrap_or(&unknown);
+    let trail_arn = format!("arn:{unknown}:cloudtrail:{unknown}:{unknown}:trail/{name}");
+    let decisions = cloudtrail_decisions(
         policy,
-        "arn:aws:cloudtrail:us-east-1:111122223333:trail/ctfix",
-        "111122223333",
+        &trail_arn,
+        &unknown,
         Conditions::AssumeAllowConditionsMet,
-    ) {
-        Ok(()) => KeyVerdict::Usable(key),
-        Err(missing) => {
-            let context = std::collections::BTreeMap::new();
-            let denied = ["kms:GenerateDataKey", "kms:DescribeKey"]
-                .into_iter()
-                .any(|action| {
-                    let request = Request {
-                        principal: Principal::Service(CLOUDTRAIL_SERVICE),
-                        action,
-                        context: &context,
-                    };
-                    evaluate(policy, &request, Conditions::AssumeAllowConditionsMet)
-                        == Decision::ExplicitlyDenied
-                });
-            if denied {
-                KeyVerdict::Denied(key)
-            } else {
-                KeyVerdict::MissingGrant {
-                    key,
-                    missing,
-                    source,
-                }
-            }
-        }
+    );
+    if decisions
+        .iter()
+        .any(|(_, decision)| *decision == Decision::ExplicitlyDenied)
+    {
+        return KeyVerdict::Denied(key);
+    }
+    if decisions
+        .iter()
+        .any(|(_, decision)| *decision == Decision::Undecided)
+    {
+        return KeyVerdict::PolicyUnknown(
+            key,
+            "a Deny statement may apply to cloudtrail.amazonaws.com (its condition, or another element, cannot be decided for CloudTrail's request); a human must check it".to_owned(),
+        );
+    }
+    let missing: Vec<&'static str> = decisions
+        .iter()
+        .filter(|(_, decision)| *decision != Decision::Allowed)
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return KeyVerdict::MissingGrant {
+            key,
+            missing,
+            source,
+        };
+    }
+    if anyone_can_decrypt(policy) {
+        KeyVerdict::OpenToAnyone(key)
+    } else {
+        KeyVerdict::Usable(key)
     }
 }
 

@@ -2,8 +2,8 @@
 //! a key whose policy already lets CloudTrail use it is wired instead of generating a second
 //! one (another monthly cost, another policy to review).
 //!
-//! A candidate is an `aws_kms_key` of the module on the trail's provider that [`check_key`]
-//! finds usable (enabled, symmetric, its policy allows CloudTrail `kms:GenerateDataKey*` and
+//! A candidate is an `aws_kms_key` of the module on the trail's provider that [`check_key_for`]
+//! finds usable for this trail (a grant whose `aws:SourceArn` names another trail does not count) (enabled, symmetric, its policy allows CloudTrail `kms:GenerateDataKey*` and
 //! `kms:DescribeKey`), that no other trail already uses, and that serves every instance of
 //! the trail: a key without `count` / `for_each`, or one with the trail's own meta-argument
 //! (referred to with the same index). Whether the logs bucket's encryption, an alias or an
@@ -12,8 +12,8 @@
 use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::structure::Block;
 
-use crate::analyze::Trail;
-use crate::key_check::{check_key, KeyVerdict};
+use crate::analyze::{trail_name, Trail};
+use crate::key_check::{check_key_for, KeyVerdict};
 use crate::module::{is_identifier, provider_of, BlockRef, Module};
 use crate::resolve::{Resolver, Value};
 
@@ -77,7 +77,20 @@ impl Ties {
 
 /// The key a reviewer would wire to `trail`, or the keys that almost fit.
 pub fn offer_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Offer {
-    let used_by_trails = keys_used_by_other_trails(module, resolver, trail);
+    offer_key_excluding(module, resolver, trail, &[])
+}
+
+/// [`offer_key`] without the keys `taken` (chosen for other trails of the same run): once
+/// written, another trail points at them, and the next run would not choose them either.
+pub fn offer_key_excluding(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    taken: &[String],
+) -> Offer {
+    let mut used_by_trails = keys_used_by_other_trails(module, resolver, trail);
+    used_by_trails.extend(taken.iter().cloned());
+    let name = trail_name(module, resolver, trail);
     let mut candidates: Vec<(String, &'static str)> = Vec::new();
     let mut partial = Vec::new();
     for at in module.find_blocks("resource", Some("aws_kms_key"), None) {
@@ -95,7 +108,7 @@ pub fn offer_key(module: &Module, resolver: &Resolver<'_>, trail: &Trail) -> Off
         let Some(index) = instance_index(module, at, trail) else {
             continue;
         };
-        match check_key(module, resolver, &label) {
+        match check_key_for(module, resolver, &label, name.as_deref()) {
             KeyVerdict::Usable(_) => candidates.push((label, index)),
             KeyVerdict::MissingGrant { missing, .. } if missing.len() == 1 => {
                 partial.push(PartialKey {

@@ -20,8 +20,8 @@
 //!   what the key policy grants by itself); `{"Service": ...}` (compared without regard to
 //!   case).
 //! - `Resource` / `NotResource`: a key policy is only ever evaluated for its own key, so an
-//!   entry names the key when it is `*` or a KMS key ARN pattern (`arn:*:kms:*:*:key/*` and
-//!   anything narrower).
+//!   entry names the key when it is `*` or a KMS key ARN pattern covering every key
+//!   (`arn:*:kms:*:*:key/*`); one naming a single key may name another key, so it is unknown.
 //! - Conditions: `String{Equals,NotEquals,EqualsIgnoreCase,NotEqualsIgnoreCase,Like,NotLike}`,
 //!   `Arn{Equals,Like,NotEquals,NotLike}`, `Bool`, `Null`,
 //!   `Numeric{Equals,NotEquals,LessThan,LessThanEquals,GreaterThan,GreaterThanEquals}`, each
@@ -33,10 +33,12 @@
 //!
 //! When in doubt the evaluator is pessimistic: a statement it cannot read (an unknown
 //! condition operator such as `DateGreaterThan` or `IpAddress`, a malformed element) never
-//! allows, and — when conditions are evaluated — is taken to deny if it is a `Deny`.
+//! allows, and — when conditions are evaluated — is taken to deny if it is a `Deny`. In static
+//! analysis such a `Deny` gives [`Decision::Undecided`]: never an allow.
 //!
 //! ## Limitations
-//! - Policy variables (`${aws:username}`) are compared literally, not substituted.
+//! - Policy variables (`${aws:username}`) are not substituted: a comparison with one is
+//!   unknown (an Allow does not apply; a Deny does, or in static analysis is undecided).
 //! - `Date*`, `IpAddress`, `Binary*` operators are not evaluated (see above).
 //! - One policy is evaluated on its own: identity policies, grants, SCPs and permission
 //!   boundaries are not considered.
@@ -79,21 +81,43 @@ pub enum Decision {
     ExplicitlyDenied,
     /// No applicable statement: the implicit deny.
     NotAllowed,
+    /// A `Deny` may apply: its condition (or another element) cannot be decided statically.
+    /// Only [`Conditions::AssumeAllowConditionsMet`] gives it; never counts as allowed.
+    Undecided,
 }
 
 /// How conditions are treated.
 ///
 /// `Evaluate` checks them against `request.context` (for concrete policies read back from
 /// AWS). `AssumeAllowConditionsMet` is for static analysis of Terraform, where condition values
-/// are often unknown: an Allow's conditions are assumed met, a Deny with conditions is assumed
-/// not to apply, a Deny without conditions applies.
+/// are often unknown: conditions are evaluated against the context in three values, where a
+/// key the context does not hold is unknown (unless the principal never carries it, see
+/// [`ABSENT_FOR_SERVICES`]) and so is any value holding [`UNKNOWN`] or a `${…}` the policy
+/// could not resolve. An Allow whose conditions are unknown is assumed to apply (the policy
+/// is taken as written for this trail); one whose conditions are false does not. A Deny whose
+/// conditions hold applies; one that cannot be decided gives [`Decision::Undecided`] — never
+/// an allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conditions {
     /// Evaluate every condition against the request context.
     Evaluate,
-    /// Assume an `Allow`'s conditions are met and that a conditioned `Deny` does not apply.
+    /// Static analysis: an `Allow`'s undecidable conditions are taken as met; a `Deny` that
+    /// may apply is [`Decision::Undecided`].
     AssumeAllowConditionsMet,
 }
+
+/// Marks an unknown part of a context value (a trail ARN whose region, account or name is not
+/// known statically). The same character the resolver uses for unknown parts.
+pub const UNKNOWN: char = crate::resolve::UNKNOWN_PART;
+
+/// Condition keys a request made by an AWS service principal on its own behalf never carries
+/// (IAM: they describe an IAM principal's organization and tags). A negated operator or
+/// `…IfExists` on one of them holds for CloudTrail.
+pub const ABSENT_FOR_SERVICES: [&str; 3] = [
+    "aws:PrincipalOrgID",
+    "aws:PrincipalOrgPaths",
+    "aws:PrincipalTag/",
+];
 
 /// The service principal of CloudTrail.
 pub const CLOUDTRAIL_SERVICE: &str = "cloudtrail.amazonaws.com";
@@ -156,19 +180,25 @@ fn evaluate_as(
         _ => return Decision::NotAllowed,
     };
     let mut allowed = false;
+    let mut undecided = false;
     for statement in statements {
         match statement.get("Effect").and_then(Value::as_str) {
-            Some("Deny") if applies(statement, request, conditions, accounts, Effect::Deny) => {
-                return Decision::ExplicitlyDenied;
-            }
+            Some("Deny") => match applies(statement, request, conditions, accounts, Effect::Deny) {
+                Match::Yes => return Decision::ExplicitlyDenied,
+                Match::Unknown => undecided = true,
+                Match::No => {}
+            },
             Some("Allow") => {
-                allowed =
-                    allowed || applies(statement, request, conditions, accounts, Effect::Allow);
+                allowed = allowed
+                    || applies(statement, request, conditions, accounts, Effect::Allow)
+                        == Match::Yes;
             }
             _ => {}
         }
     }
-    if allowed {
+    if undecided {
+        Decision::Undecided
+    } else if allowed {
         Decision::Allowed
     } else {
         Decision::NotAllowed
@@ -177,43 +207,88 @@ fn evaluate_as(
 
 /// Whether `policy` lets CloudTrail use the key for the trail `trail_arn` of `account`: both
 /// `kms:GenerateDataKey*` (tested with `kms:GenerateDataKey`) and `kms:DescribeKey` must be
-/// allowed to `cloudtrail.amazonaws.com` with the context CloudTrail sends (`aws:SourceArn`,
-/// `aws:SourceAccount`, `kms:EncryptionContext:aws:cloudtrail:arn`). `Err` lists the actions
-/// that are not allowed.
+/// allowed to `cloudtrail.amazonaws.com` with the context CloudTrail sends (see
+/// [`cloudtrail_decisions`]). `Err` lists the actions that are not allowed.
 pub fn cloudtrail_can_use_key(
     policy: &Value,
     trail_arn: &str,
     account: &str,
     conditions: Conditions,
 ) -> Result<(), Vec<&'static str>> {
-    let context: BTreeMap<String, Vec<String>> = [
-        ("aws:SourceArn", trail_arn),
-        ("aws:SourceAccount", account),
-        ("kms:EncryptionContext:aws:cloudtrail:arn", trail_arn),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), vec![value.to_owned()]))
-    .collect();
-    let missing: Vec<&'static str> = [
-        ("kms:GenerateDataKey*", "kms:GenerateDataKey"),
-        ("kms:DescribeKey", "kms:DescribeKey"),
-    ]
-    .into_iter()
-    .filter(|(_, action)| {
-        let request = Request {
-            principal: Principal::Service(CLOUDTRAIL_SERVICE),
-            action,
-            context: &context,
-        };
-        evaluate(policy, &request, conditions) != Decision::Allowed
-    })
-    .map(|(name, _)| name)
-    .collect();
+    let missing: Vec<&'static str> = cloudtrail_decisions(policy, trail_arn, account, conditions)
+        .into_iter()
+        .filter(|(_, decision)| *decision != Decision::Allowed)
+        .map(|(name, _)| name)
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
         Err(missing)
     }
+}
+
+/// The decisions on CloudTrail's two calls for the trail `trail_arn` of `account`, named
+/// `kms:GenerateDataKey*` and `kms:DescribeKey`. The context is what CloudTrail's requests
+/// carry: `aws:SourceArn` and `kms:EncryptionContext:aws:cloudtrail:arn` (the trail's ARN),
+/// `aws:SourceAccount`, `aws:PrincipalIsAWSService = true`, `aws:PrincipalServiceName`, and
+/// `aws:SecureTransport = true`. In static analysis `trail_arn` and `account` may hold
+/// [`UNKNOWN`] parts, and any other key is unknown unless a service never carries it.
+pub fn cloudtrail_decisions(
+    policy: &Value,
+    trail_arn: &str,
+    account: &str,
+    conditions: Conditions,
+) -> [(&'static str, Decision); 2] {
+    let context: BTreeMap<String, Vec<String>> = [
+        ("aws:SourceArn", trail_arn),
+        ("aws:SourceAccount", account),
+        ("kms:EncryptionContext:aws:cloudtrail:arn", trail_arn),
+        ("aws:PrincipalIsAWSService", "true"),
+        ("aws:PrincipalServiceName", CLOUDTRAIL_SERVICE),
+        ("aws:SecureTransport", "true"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), vec![value.to_owned()]))
+    .collect();
+    [
+        ("kms:GenerateDataKey*", "kms:GenerateDataKey"),
+        ("kms:DescribeKey", "kms:DescribeKey"),
+    ]
+    .map(|(name, action)| {
+        let request = Request {
+            principal: Principal::Service(CLOUDTRAIL_SERVICE),
+            action,
+            context: &context,
+        };
+        (name, evaluate(policy, &request, conditions))
+    })
+}
+
+/// Whether any principal of any account may decrypt with the key by the key policy alone: an
+/// `Allow` to `"*"` (or `{"AWS": "*"}`) whose conditions do not keep out a principal of a
+/// foreign account. The control exists so that reading the logs needs a `kms:Decrypt`
+/// permission of its own; such a policy gives it to everyone.
+pub fn anyone_can_decrypt(policy: &Value) -> bool {
+    const STRANGER: &str = "arn:aws:iam::000000000000:role/anyone";
+    let context: BTreeMap<String, Vec<String>> = [
+        ("aws:PrincipalArn", STRANGER),
+        ("aws:PrincipalAccount", "000000000000"),
+        ("kms:CallerAccount", "000000000000"),
+        ("aws:PrincipalIsAWSService", "false"),
+        ("aws:SecureTransport", "true"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), vec![value.to_owned()]))
+    .collect();
+    let request = Request {
+        principal: Principal::Aws {
+            arn: STRANGER,
+            account: "000000000000",
+        },
+        action: "kms:Decrypt",
+        context: &context,
+    };
+    evaluate_key_policy_alone(policy, &request, Conditions::Evaluate) == Decision::Allowed
 }
 
 /// Whether the account root `arn:<partition>:iam::<account>:root` may still administer the
@@ -306,35 +381,36 @@ impl Match {
 }
 
 /// Whether a statement applies to the request. An unreadable element never lets an `Allow`
-/// apply and, when conditions are evaluated, always lets a `Deny` apply.
+/// apply. For a `Deny`, `Unknown` is returned only in static analysis (see [`Conditions`]);
+/// when conditions are evaluated an unreadable `Deny` applies.
 fn applies(
     statement: &Value,
     request: &Request,
     conditions: Conditions,
     accounts: AccountEntries,
     effect: Effect,
-) -> bool {
-    let condition = statement.get("Condition");
-    let has_conditions = match condition {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(operators)) => !operators.is_empty(),
-        Some(_) => true,
-    };
-    let condition_match = match (conditions, effect, has_conditions) {
-        (_, _, false) => Match::Yes,
-        (Conditions::AssumeAllowConditionsMet, Effect::Allow, true) => Match::Yes,
-        (Conditions::AssumeAllowConditionsMet, Effect::Deny, true) => return false,
-        (Conditions::Evaluate, _, true) => {
-            condition.map_or(Match::Yes, |c| conditions_match(c, request.context))
+) -> Match {
+    let static_analysis = conditions == Conditions::AssumeAllowConditionsMet;
+    let condition_match = match statement.get("Condition") {
+        None | Some(Value::Null) => Match::Yes,
+        Some(Value::Object(operators)) if operators.is_empty() => Match::Yes,
+        Some(condition) => {
+            let found = conditions_match(condition, request, static_analysis);
+            match (static_analysis, effect, found) {
+                (true, Effect::Allow, Match::Unknown) => Match::Yes,
+                _ => found,
+            }
         }
     };
     let matched = principal_match(statement, &request.principal, accounts)
         .and(action_match(statement, request.action))
         .and(resource_match(statement))
         .and(condition_match);
-    match effect {
-        Effect::Allow => matched == Match::Yes,
-        Effect::Deny => matched != Match::No,
+    match (effect, matched) {
+        (Effect::Allow, Match::Yes) => Match::Yes,
+        (Effect::Allow, _) => Match::No,
+        (Effect::Deny, Match::Unknown) if !static_analysis => Match::Yes,
+        (Effect::Deny, matched) => matched,
     }
 }
 
@@ -378,25 +454,38 @@ fn resource_match(statement: &Value) -> Match {
         "Resource",
         "NotResource",
         |value| match strings(value) {
-            Some(patterns) => Match::from_bool(patterns.iter().any(|p| names_this_key(p))),
+            Some(patterns) => Match::any(patterns.iter().map(|p| names_this_key(p))),
             None => Match::Unknown,
         },
     )
 }
 
 /// Whether a `Resource` entry names the key the policy is attached to: `*` or a KMS key ARN
-/// pattern (`arn:<partition>:kms:<region>:<account>:key/<id>`, wildcards allowed).
-fn names_this_key(pattern: &str) -> bool {
+/// pattern covering every key (`arn:<partition>:kms:<region>:<account>:key/*`, wildcards
+/// allowed; the region and account are taken as the key's own). A pattern naming one key —
+/// perhaps another key — is `Unknown`: the policy is evaluated without knowing this key's id.
+fn names_this_key(pattern: &str) -> Match {
     if pattern == "*" {
-        return true;
+        return Match::Yes;
     }
     let parts: Vec<&str> = pattern.splitn(6, ':').collect();
     if parts.len() != 6 || !glob(parts[0], "arn", false) {
-        return false;
+        return Match::No;
     }
     let service = parts[2];
     let resource = parts[5];
-    glob(service, "kms", true) && (resource.starts_with("key/") || glob(resource, "key/", false))
+    if !glob(service, "kms", true)
+        || !(resource.starts_with("key/") || glob(resource, "key/", false))
+    {
+        return Match::No;
+    }
+    // Covers every key when its id part matches any id.
+    let id = resource.strip_prefix("key/").unwrap_or(resource);
+    if id.chars().all(|c| c == '*') && !id.is_empty() || resource.chars().all(|c| c == '*') {
+        Match::Yes
+    } else {
+        Match::Unknown
+    }
 }
 
 fn principal_match(statement: &Value, principal: &Principal, accounts: AccountEntries) -> Match {
@@ -466,8 +555,9 @@ fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The `Condition` element: every operator and every key must hold.
-fn conditions_match(condition: &Value, context: &BTreeMap<String, Vec<String>>) -> Match {
+/// The `Condition` element: every operator and every key must hold. In static analysis a key
+/// the context does not hold is unknown, unless the principal never carries it.
+fn conditions_match(condition: &Value, request: &Request, static_analysis: bool) -> Match {
     let Value::Object(operators) = condition else {
         return Match::Unknown;
     };
@@ -482,7 +572,11 @@ fn conditions_match(condition: &Value, context: &BTreeMap<String, Vec<String>>) 
                 result = result.and(Match::Unknown);
                 continue;
             };
-            let found = lookup(context, key);
+            let found = match lookup(request.context, key) {
+                Some(found) => Found::Values(found),
+                None if !static_analysis || never_carried(&request.principal, key) => Found::Absent,
+                None => Found::Unknown,
+            };
             result = result.and(operator.holds(found, &values));
             if result == Match::No {
                 return Match::No;
@@ -490,6 +584,24 @@ fn conditions_match(condition: &Value, context: &BTreeMap<String, Vec<String>>) 
         }
     }
     result
+}
+
+/// What the context holds for a condition key.
+#[derive(Debug, Clone, Copy)]
+enum Found<'c> {
+    Values(&'c [String]),
+    Absent,
+    Unknown,
+}
+
+/// Whether a request by `principal` never carries the condition key `key`.
+fn never_carried(principal: &Principal, key: &str) -> bool {
+    matches!(principal, Principal::Service(_))
+        && ABSENT_FOR_SERVICES.iter().any(|absent| {
+            key.len() >= absent.len()
+                && key[..absent.len()].eq_ignore_ascii_case(absent)
+                && (absent.ends_with('/') || key.len() == absent.len())
+        })
 }
 
 /// The values of a condition key: strings, numbers and booleans, alone or in an array.
@@ -613,7 +725,13 @@ impl Operator {
     }
 
     /// Whether the condition holds for the context values `found` of its key.
-    fn holds(&self, found: Option<&[String]>, policy_values: &[String]) -> Match {
+    fn holds(&self, found: Found, policy_values: &[String]) -> Match {
+        let found = match found {
+            Found::Values(values) => Some(values),
+            Found::Absent => None,
+            // `…IfExists` on a missing key holds, and so on a present one it may not: unknown.
+            Found::Unknown => return Match::Unknown,
+        };
         if self.comparison == Comparison::Null {
             // `Null: {key: "true"}` holds when the key is absent; `"false"` when present.
             return Match::any(policy_values.iter().map(|value| {
@@ -637,23 +755,86 @@ impl Operator {
         // A context value "matches" when the positive comparison holds for any policy value;
         // a negated operator wants it to match none.
         let value_ok = |value: &String| {
-            let hit = policy_values
-                .iter()
-                .any(|policy| self.compare(value, policy));
-            hit != self.negated
+            let hit = Match::any(
+                policy_values
+                    .iter()
+                    .map(|policy| self.compare(value, policy)),
+            );
+            if self.negated {
+                hit.not()
+            } else {
+                hit
+            }
         };
-        Match::from_bool(match self.qualifier {
-            Some(SetQualifier::AllValues) => found.iter().all(value_ok),
-            Some(SetQualifier::AnyValue) => found.iter().any(value_ok),
+        let all = |found: &[String]| Match::any(found.iter().map(value_ok).map(Match::not)).not();
+        match self.qualifier {
+            Some(SetQualifier::AllValues) => all(found),
+            Some(SetQualifier::AnyValue) => Match::any(found.iter().map(value_ok)),
             // A single-valued operator: positive when any value matches, negated when none
             // does.
-            None if self.negated => found.iter().all(value_ok),
-            None => found.iter().any(value_ok),
-        })
+            None if self.negated => all(found),
+            None => Match::any(found.iter().map(value_ok)),
+        }
     }
 
-    /// The positive comparison of one context value with one policy value.
-    fn compare(&self, value: &str, policy: &str) -> bool {
+    /// The positive comparison of one context value with one policy value. A value with
+    /// [`UNKNOWN`] parts, or a policy value holding a `${…}` ctfix could not resolve, is
+    /// compared ARN component by component: a known component that differs decides `No`
+    /// (`trail/trail-t` is not `trail/trail-u`, whatever the account); an unknown one is
+    /// `Unknown` unless the policy's is all `*` in a `…Like`.
+    fn compare(&self, value: &str, policy: &str) -> Match {
+        let unknown_part = |value_part: &str, policy_part: &str| {
+            value_part.contains(UNKNOWN) || policy_part.contains("${")
+        };
+        if !unknown_part(value, policy) {
+            return Match::from_bool(self.compare_known(value, policy));
+        }
+        let like = matches!(
+            self.comparison,
+            Comparison::StringLike | Comparison::ArnLike
+        );
+        if like && policy.chars().all(|c| c == '*') {
+            return Match::Yes;
+        }
+        let comparable = matches!(
+            self.comparison,
+            Comparison::StringEquals
+                | Comparison::StringEqualsIgnoreCase
+                | Comparison::StringLike
+                | Comparison::ArnLike
+        );
+        let value_parts: Vec<&str> = value.splitn(6, ':').collect();
+        let policy_parts: Vec<&str> = policy.splitn(6, ':').collect();
+        if !comparable || value_parts.len() != 6 || policy_parts.len() != 6 {
+            return Match::Unknown;
+        }
+        // An ARN with unknown components: each component on its own (a `*` in a `StringLike`
+        // component stays inside it for the known ones, which is all this is used for).
+        let mut result = Match::Yes;
+        for (value_part, policy_part) in value_parts.iter().zip(&policy_parts) {
+            let part = if unknown_part(value_part, policy_part) {
+                if like && policy_part.chars().all(|c| c == '*') {
+                    Match::Yes
+                } else {
+                    Match::Unknown
+                }
+            } else {
+                let comparison = if self.comparison == Comparison::ArnLike {
+                    Operator {
+                        comparison: Comparison::StringLike,
+                        ..*self
+                    }
+                } else {
+                    *self
+                };
+                Match::from_bool(comparison.compare_known(value_part, policy_part))
+            };
+            result = result.and(part);
+        }
+        result
+    }
+
+    fn compare_known(&self, value: &str, policy: &str) -> bool {
         match self.comparison {
             Comparison::StringEquals => value == policy,
             Comparison::StringEqualsIgnoreCase => value.to_lowercase() == policy.to_lowercase(),
@@ -740,31 +921,45 @@ mod tests {
     const TRAIL: &str = "arn:aws:cloudtrail:us-east-1:123456789012:trail/org-trail";
 
     #[test]
-    fn a_resource_names_this_key_by_its_arn_or_a_pattern_covering_keys() {
-        assert!(names_this_key("*"));
-        assert!(names_this_key(
-            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        ));
-        assert!(names_this_key("arn:aws:kms:*:*:*"));
-        assert!(names_this_key("arn:aws:KMS:us-east-1:123456789012:key/*"));
-        assert!(!names_this_key(
-            "arn:aws:kms:us-east-1:123456789012:alias/trail"
-        ));
-        assert!(!names_this_key("arn:aws:s3:::bucket/key/x"));
-        assert!(!names_this_key("key/1234"));
-        assert!(!names_this_key("arn:aws:kms"));
-        assert!(!names_this_key(
-            "urn:aws:kms:us-east-1:123456789012:key/1234"
-        ));
+    fn a_resource_names_this_key_when_it_covers_every_key() {
+        assert_eq!(names_this_key("*"), Match::Yes);
+        assert_eq!(names_this_key("arn:aws:kms:*:*:*"), Match::Yes);
+        assert_eq!(
+            names_this_key("arn:aws:KMS:us-east-1:123456789012:key/*"),
+            Match::Yes
+        );
+        // One key's ARN may be another key's: the statement is not known to name this one.
+        assert_eq!(
+            names_this_key(
+                "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ),
+            Match::Unknown
+        );
+        assert_eq!(
+            names_this_key("arn:aws:kms:us-east-1:123456789012:key/1234*"),
+            Match::Unknown
+        );
+        for other in [
+            "arn:aws:kms:us-east-1:123456789012:alias/trail",
+            "arn:aws:s3:::bucket/key/x",
+            "key/1234",
+            "arn:aws:kms",
+            "urn:aws:kms:us-east-1:123456789012:key/1234",
+        ] {
+            assert_eq!(names_this_key(other), Match::No, "{other}");
+        }
     }
 
     #[test]
     fn numeric_and_case_blind_negated_conditions() {
         let holds = |operator: &str, policy: serde_json::Value, value: &str| {
-            conditions_match(
-                &json!({ operator: { "k": policy } }),
-                &ctx(&[("k", &[value])]),
-            )
+            let context = ctx(&[("k", &[value])]);
+            let request = Request {
+                principal: Principal::Service(CLOUDTRAIL_SERVICE),
+                action: "kms:Decrypt",
+                context: &context,
+            };
+            conditions_match(&json!({ operator: { "k": policy } }), &request, false)
         };
         assert_eq!(holds("NumericLessThan", json!("10"), "9"), Match::Yes);
         assert_eq!(holds("NumericLessThan", json!("10"), "10"), Match::No);
@@ -1033,7 +1228,6 @@ mod tests {
         };
         for yes in [
             json!("*"),
-            json!("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
             json!(["arn:aws:s3:::bucket", "arn:*:kms:*:*:key/*"]),
             json!("arn:aws:kms:*:*:*"),
         ] {
@@ -1046,6 +1240,8 @@ mod tests {
         }
         for no in [
             json!("arn:aws:s3:::bucket/*"),
+            // Perhaps another key: grants nothing known on this one.
+            json!("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
             json!("arn:aws:kms:us-east-1:123456789012:alias/logs"),
             json!("key/abc"),
             json!(42),
@@ -1419,15 +1615,17 @@ mod tests {
     }
 
     #[test]
-    fn static_mode_assumes_allow_conditions_and_ignores_conditioned_denies() {
+    fn static_mode_assumes_unknown_allow_conditions_and_decides_denies_it_can() {
         let policy = json!({"Statement": [
             {"Effect": "Allow", "Principal": {"Service": CLOUDTRAIL_SERVICE}, "Action": "kms:*",
              "Resource": "*", "Condition": {"StringLike": {"aws:SourceArn": "${unknown}"}}},
             {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
              "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-            {"Effect": "Deny", "Principal": "*", "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:ScheduleKeyDeletion", "Resource": "*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:ReEncrypt*", "Resource": "*",
+             "Condition": {"StringNotEquals": {"kms:CallerAccount": "111122223333"}}}
         ]});
-        let context = BTreeMap::new();
+        let context = ctx(&[("aws:SecureTransport", &["true"])]);
         let request = |action| Request {
             principal: Principal::Service(CLOUDTRAIL_SERVICE),
             action,
@@ -1446,6 +1644,11 @@ mod tests {
             evaluate(&policy, &request("kms:ScheduleKeyDeletion"), assume),
             Decision::ExplicitlyDenied
         );
+        // A key the context does not hold: the Deny may apply.
+        assert_eq!(
+            evaluate(&policy, &request("kms:ReEncryptFrom"), assume),
+            Decision::Undecided
+        );
         // Evaluated for real, the Allow's condition fails.
         assert_eq!(
             evaluate(
@@ -1455,6 +1658,195 @@ mod tests {
             ),
             Decision::NotAllowed
         );
+    }
+
+    /// A trail ARN as the judge knows it statically: only the name.
+    fn static_trail(name: &str) -> String {
+        let u = UNKNOWN;
+        format!("arn:{u}:cloudtrail:{u}:{u}:trail/{name}")
+    }
+
+    fn static_decisions(policy: &Value, name: &str) -> Vec<Decision> {
+        cloudtrail_decisions(
+            policy,
+            &static_trail(name),
+            &UNKNOWN.to_string(),
+            Conditions::AssumeAllowConditionsMet,
+        )
+        .into_iter()
+        .map(|(_, decision)| decision)
+        .collect()
+    }
+
+    /// Regression: a conditioned Deny was taken not to apply, so the data-perimeter Deny on
+    /// `aws:PrincipalOrgID` (which CloudTrail's requests never carry) left the key verified.
+    #[test]
+    fn a_conditioned_deny_is_evaluated_in_cloudtrails_request() {
+        let with_deny = |deny: Value| {
+            json!({"Statement": [
+                {"Effect": "Allow", "Principal": {"Service": CLOUDTRAIL_SERVICE},
+                 "Action": ["kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*"},
+                {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                 "Condition": deny}
+            ]})
+        };
+        let denied = vec![Decision::ExplicitlyDenied; 2];
+        let allowed = vec![Decision::Allowed; 2];
+        let undecided = vec![Decision::Undecided; 2];
+        for (condition, expected) in [
+            (
+                json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &denied,
+            ),
+            (
+                json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &denied,
+            ),
+            (
+                json!({"StringNotLike": {"aws:PrincipalOrgPaths": "o-abc123/*"}}),
+                &denied,
+            ),
+            (json!({"Null": {"aws:PrincipalTag/team": "true"}}), &denied),
+            // AWS's data-perimeter guidance: exempt service principals.
+            (
+                json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"},
+                       "Bool": {"aws:PrincipalIsAWSService": "false"}}),
+                &allowed,
+            ),
+            (
+                json!({"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc123"},
+                    "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}),
+                &allowed,
+            ),
+            (json!({"Bool": {"aws:SecureTransport": "false"}}), &allowed),
+            (
+                json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}),
+                &allowed,
+            ),
+            (
+                json!({"StringNotEquals": {"aws:PrincipalServiceName": CLOUDTRAIL_SERVICE}}),
+                &allowed,
+            ),
+            (
+                json!({"StringLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/other"}}),
+                &allowed,
+            ),
+            (
+                json!({"StringNotLike": {"aws:SourceArn": "arn:*:cloudtrail:*:*:trail/*"}}),
+                &allowed,
+            ),
+            // Not decidable without the trail's account, or not modelled at all.
+            (
+                json!({"StringNotEquals": {"aws:SourceAccount": "111122223333"}}),
+                &undecided,
+            ),
+            (
+                json!({"StringNotEquals": {"kms:CallerAccount": "111122223333"}}),
+                &undecided,
+            ),
+            (
+                json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+                &undecided,
+            ),
+            (
+                json!({"StringNotEquals": {"aws:SourceArn": "${var.trail_arn}"}}),
+                &undecided,
+            ),
+        ] {
+            assert_eq!(
+                &static_decisions(&with_deny(condition.clone()), "trail-t"),
+                expected,
+                "{condition}"
+            );
+        }
+    }
+
+    /// Regression: a grant scoped to another trail by a literal `aws:SourceArn` counted for
+    /// any trail.
+    #[test]
+    fn a_grant_naming_another_trail_does_not_count() {
+        let scoped = |key: &str, arn: &str| {
+            json!({"Statement": {"Effect": "Allow", "Principal": {"Service": CLOUDTRAIL_SERVICE},
+                "Action": "kms:*", "Resource": "*",
+                "Condition": {"StringEquals": {key: arn}}}})
+        };
+        for key in ["aws:SourceArn", "kms:EncryptionContext:aws:cloudtrail:arn"] {
+            let policy = scoped(
+                key,
+                "arn:aws:cloudtrail:us-east-1:111122223333:trail/trail-t",
+            );
+            assert_eq!(
+                static_decisions(&policy, "trail-t"),
+                vec![Decision::Allowed; 2]
+            );
+            assert_eq!(
+                static_decisions(&policy, "trail-u"),
+                vec![Decision::NotAllowed; 2]
+            );
+            // A name ctfix cannot read is taken as the one written.
+            assert_eq!(
+                static_decisions(&policy, &UNKNOWN.to_string()),
+                vec![Decision::Allowed; 2]
+            );
+            let templated = scoped(key, "arn:${data.aws_partition.p.partition}:cloudtrail:us-east-1:${data.aws_caller_identity.c.account_id}:trail/trail-t");
+            assert_eq!(
+                static_decisions(&templated, "trail-u"),
+                vec![Decision::NotAllowed; 2],
+                "the name is literal, whatever the account"
+            );
+            assert_eq!(
+                static_decisions(&templated, "trail-t"),
+                vec![Decision::Allowed; 2],
+                "parts ctfix could not resolve are taken as written"
+            );
+            let by_variable = scoped(
+                key,
+                "arn:aws:cloudtrail:us-east-1:111122223333:trail/${var.name}",
+            );
+            assert_eq!(
+                static_decisions(&by_variable, "trail-u"),
+                vec![Decision::Allowed; 2]
+            );
+        }
+        let like = json!({"Statement": {"Effect": "Allow",
+            "Principal": {"Service": CLOUDTRAIL_SERVICE}, "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringLike": {"aws:SourceArn": "arn:aws:cloudtrail:*:111122223333:trail/audit-*"}}}});
+        assert_eq!(
+            static_decisions(&like, "audit-eu"),
+            vec![Decision::Allowed; 2]
+        );
+        assert_eq!(
+            static_decisions(&like, "ops"),
+            vec![Decision::NotAllowed; 2]
+        );
+    }
+
+    #[test]
+    fn anyone_can_decrypt_unless_a_condition_scopes_the_wildcard() {
+        let open = |condition: Value| {
+            json!({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*",
+                "Resource": "*", "Condition": condition}})
+        };
+        assert!(anyone_can_decrypt(&open(Value::Null)));
+        assert!(anyone_can_decrypt(&json!({"Statement": {"Effect": "Allow",
+            "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}})));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"kms:CallerAccount": "111122223333"}})
+        )));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"kms:CallerAccount": "${data.aws_caller_identity.c.account_id}"}})
+        )));
+        assert!(!anyone_can_decrypt(&open(
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}})
+        )));
+        assert!(!anyone_can_decrypt(
+            &json!({"Statement": {"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}})
+        ));
+        assert!(!anyone_can_decrypt(
+            &json!({"Statement": {"Effect": "Allow",
+            "Principal": "*", "Action": "kms:GenerateDataKey*", "Resource": "*"}})
+        ));
     }
 
     #[test]

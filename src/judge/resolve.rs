@@ -44,6 +44,9 @@ pub enum Value {
     AwsManagedKey(String),
     /// The ARN of a KMS alias (not a key ARN).
     AliasArn(String),
+    /// A key's id, not its ARN, from outside the module's resources
+    /// (`data.aws_kms_key.<k>.key_id` / `.id`); the text names it.
+    KeyId(String),
     /// Something outside the module that ctfix cannot inspect (a module output, a data
     /// source); the text names it.
     External(String),
@@ -754,6 +757,11 @@ impl<'m> Resolver<'m> {
         match data_type {
             "aws_kms_key" => match arg("key_id") {
                 Some(Value::String(id)) if is_aws_managed_alias(&id) => Value::AwsManagedKey(id),
+                // Looked up through an AWS-managed alias (`data.aws_kms_alias.x.target_key_id`).
+                Some(Value::AwsManagedKey(id)) => Value::AwsManagedKey(id),
+                _ if matches!(attribute, "key_id" | "id") => {
+                    Value::KeyId(format!("data.{data_type}.{label}.{attribute}"))
+                }
                 Some(Value::String(id)) if attribute == "arn" && is_key_arn(&id) => {
                     Value::String(id)
                 }
@@ -895,22 +903,69 @@ pub fn is_aws_managed_alias(text: &str) -> bool {
     text.starts_with("alias/aws/") || text.contains(":alias/aws/")
 }
 
-/// `arn:<partition>:kms:<region>:<account>:key/<id>` (unknown parts allowed where they could
-/// hold such text).
+/// `arn:<partition>:kms:<region>:<account>:key/<id>`, checked part by part as `.ctfix.toml`'s
+/// `use-key` is (a known partition, a region, 12 digits, a UUID or `mrk-` and 32 hex digits).
+/// Unknown parts are allowed where they could hold such text.
 pub fn is_key_arn(text: &str) -> bool {
+    key_arn_problem(text).is_none()
+}
+
+/// Why `text` is not a key ARN, or `None` when it may be one (see [`is_key_arn`]).
+pub fn key_arn_problem(text: &str) -> Option<String> {
     let parts: Vec<&str> = text.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" {
-        return false;
+        return Some("not an ARN".to_owned());
     }
     let unknown = |s: &str| s.contains(UNKNOWN_PART);
-    let service_ok = parts[2] == "kms" || unknown(parts[2]);
-    let account_ok =
-        unknown(parts[4]) || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit()));
-    let resource_ok = parts[5]
-        .strip_prefix("key/")
-        .is_some_and(|id| !id.is_empty())
-        || parts[5] == UNKNOWN_PART.to_string();
-    !parts[1].is_empty() && service_ok && !parts[3].is_empty() && account_ok && resource_ok
+    // An unknown part stands for a valid one; the known parts are checked as written.
+    let resource = match parts[5].strip_prefix("key/") {
+        Some(id) if unknown(id) => {
+            let known_ok = id
+                .chars()
+                .all(|c| c == UNKNOWN_PART || c == '-' || c.is_ascii_hexdigit())
+                || id.starts_with("mrk-");
+            if !known_ok {
+                return Some(format!(
+                    "{:?} is not a key ID",
+                    id.replace(UNKNOWN_PART, "…")
+                ));
+            }
+            "key/12345678-1234-1234-1234-123456789012".to_owned()
+        }
+        _ if parts[5] == UNKNOWN_PART.to_string() => {
+            "key/12345678-1234-1234-1234-123456789012".to_owned()
+        }
+        _ => parts[5].to_owned(),
+    };
+    let probe = [
+        if unknown(parts[1]) { "aws" } else { parts[1] },
+        if unknown(parts[2]) { "kms" } else { parts[2] },
+        if unknown(parts[3]) {
+            "us-east-1"
+        } else {
+            parts[3]
+        },
+        if unknown(parts[4]) {
+            "123456789012"
+        } else {
+            parts[4]
+        },
+    ];
+    let probe = format!(
+        "arn:{}:{}:{}:{}:{resource}",
+        probe[0], probe[1], probe[2], probe[3]
+    );
+    crate::config::check_key_arn(&probe).err().map(|why| {
+        // The checker names the ARN first; the caller shows the value already.
+        let named = format!("{probe:?}");
+        match why.strip_prefix(&named) {
+            Some(rest) => match rest.strip_prefix(": ") {
+                Some(rest) => rest.to_owned(),
+                None => format!("it{rest}"),
+            },
+            None => why,
+        }
+    })
 }
 
 /// `arn:...:kms:...:alias/<name>` or `alias/<name>`.
@@ -940,8 +995,28 @@ mod tests {
             "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
         ));
         assert!(is_key_arn(
-            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/x"
+            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234567890abcdef1234567890abcdef"
         ));
+        // Checked part by part, as `use-key` is: placeholders and typos are no key ARN.
+        for bad in [
+            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/x",
+            "arn:aws:kms:us-east-1:123456789012:key/alias/aws/s3",
+            "arn:aws:kms:us-east-1:123456789012:key/REPLACE_ME",
+            "arn:aws:kms:us-east-1:123456789012:key/12345678-1234-1234-1234-12345678901Z",
+            "arn:aws:kms:us-east-1:123456789012:key/12345678-1234-1234-1234-123456789012 ",
+            "arn:aws:kms:us-east-1:12345678901:key/12345678-1234-1234-1234-123456789012",
+            "arn:aws:kms:useast1:123456789012:key/12345678-1234-1234-1234-123456789012",
+        ] {
+            assert!(!is_key_arn(bad), "{bad}");
+        }
+        assert!(is_key_arn(&format!(
+            "arn:aws:kms:us-east-1:{u}:key/12345678-1234-1234-1234-123456789012",
+            u = UNKNOWN_PART
+        )));
+        assert!(!is_key_arn(&format!(
+            "arn:aws:kms:us-east-1:123456789012:key/REPLACE_{u}",
+            u = UNKNOWN_PART
+        )));
         assert!(is_key_arn(&format!(
             "arn:aws:kms:{u}:{u}:key/{u}",
             u = UNKNOWN_PART

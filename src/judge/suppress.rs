@@ -37,11 +37,11 @@ pub struct Suppression {
 pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<Suppression> {
     let block_start_line = text[..block.start].matches('\n').count();
     let block_end_line = text[..block.end.min(text.len())].matches('\n').count();
-    let lines: Vec<&str> = text.split('\n').collect();
+    let lines = scan_comments(text);
 
     // The comment lines directly above the block, then the block's own lines.
     let mut first = block_start_line;
-    while first > 0 && is_comment_line(lines[first - 1]) {
+    while first > 0 && lines.get(first - 1).is_some_and(|l| l.only_comments) {
         first -= 1;
     }
     for (index, line) in lines
@@ -50,7 +50,7 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
         .take(block_end_line + 1)
         .skip(first)
     {
-        for comment in comments_in_line(line) {
+        for comment in &line.comments {
             if let Some(found) = match_comment(comment, index + 1, today, index <= block_start_line)
             {
                 return Some(found);
@@ -59,7 +59,7 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
     }
     // KICS's file-wide `disable=`.
     for (index, line) in lines.iter().enumerate() {
-        for comment in comments_in_line(line) {
+        for comment in &line.comments {
             let lower = comment.to_ascii_lowercase();
             if let Some(rest) = lower.split("kics-scan disable=").nth(1) {
                 if rest.split([',', ' ']).any(|id| id.trim() == KICS_ID) {
@@ -76,49 +76,153 @@ pub fn find_suppression(text: &str, block: Range<usize>, today: &str) -> Option<
     None
 }
 
-fn is_comment_line(line: &str) -> bool {
-    let trimmed = line.trim_start();
-    trimmed.starts_with('#')
-        || trimmed.starts_with("//")
-        || trimmed.starts_with("/*")
-        || trimmed.starts_with('*')
+/// The comments of one line.
+#[derive(Debug, Default)]
+struct LineComments<'t> {
+    /// The text of each comment on the line (after `#` / `//`, or the line's part of a
+    /// `/* */` comment).
+    comments: Vec<&'t str>,
+    /// Whether the line holds comments and nothing else.
+    only_comments: bool,
 }
 
-/// The comments on one line (text after `#` or `//`, or inside `/* */`), skipping strings.
-fn comments_in_line(line: &str) -> Vec<&str> {
-    let bytes = line.as_bytes();
-    let mut out = Vec::new();
-    let mut in_string = false;
-    let mut i = 0;
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('*') {
-        // Inside a multi-line block comment.
-        out.push(trimmed);
-        return out;
-    }
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if in_string => i += 1,
-            b'"' => in_string = !in_string,
-            b'#' if !in_string => {
-                out.push(&line[i + 1..]);
-                break;
+/// Where the scanner is.
+#[derive(Debug)]
+enum Context<'t> {
+    /// Code, with the depth of `{` opened in it (a template's `${` ends at depth 0).
+    Code(usize),
+    /// A quoted string.
+    Quoted,
+    /// A heredoc's body, ending at a line holding only the delimiter.
+    Heredoc(&'t str),
+    /// A `/* */` comment.
+    BlockComment,
+}
+
+/// Finds the comments of a file, line by line: `#`, `//` and `/* */` outside quoted strings,
+/// heredocs and templates, which are string data however much they look like comments.
+fn scan_comments(text: &str) -> Vec<LineComments<'_>> {
+    let bytes = text.as_bytes();
+    let mut lines: Vec<LineComments> = Vec::new();
+    let mut stack: Vec<Context> = vec![Context::Code(0)];
+    let mut line_start = 0;
+    while line_start <= text.len() {
+        let line_end = text[line_start..]
+            .find('\n')
+            .map_or(text.len(), |at| line_start + at);
+        let line = &text[line_start..line_end];
+        let mut current = LineComments::default();
+        let mut code_seen = false;
+        if let Some(Context::Heredoc(delimiter)) = stack.last() {
+            if line.trim() == *delimiter {
+                stack.pop();
             }
-            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => {
-                out.push(&line[i + 2..]);
-                break;
-            }
-            b'/' if !in_string && bytes.get(i + 1) == Some(&b'*') => {
-                let rest = &line[i + 2..];
-                let end = rest.find("*/").unwrap_or(rest.len());
-                out.push(&rest[..end]);
-                i += 2 + end + 1;
-            }
-            _ => {}
+            lines.push(current);
+            line_start = line_end + 1;
+            continue;
         }
-        i += 1;
+        let mut i = line_start;
+        if matches!(stack.last(), Some(Context::BlockComment)) {
+            let end = line.find("*/").map_or(line_end, |at| line_start + at);
+            current.comments.push(&text[line_start..end]);
+            if end < line_end {
+                stack.pop();
+                i = end + 2;
+            } else {
+                i = line_end;
+            }
+        }
+        while i < line_end {
+            let byte = bytes[i];
+            let next = bytes.get(i + 1).copied();
+            match stack.last_mut() {
+                Some(Context::Quoted) => match byte {
+                    b'\\' => i += 1,
+                    b'"' => {
+                        stack.pop();
+                    }
+                    b'$' | b'%' if next == Some(b'{') => {
+                        if i > line_start && bytes[i - 1] == byte {
+                            // `$${` / `%%{`: an escaped, literal `${`.
+                        } else {
+                            stack.push(Context::Code(0));
+                            i += 1;
+                        }
+                    }
+                    _ => {}
+                },
+                Some(Context::Code(depth)) => {
+                    if !byte.is_ascii_whitespace() && !matches!(byte, b'#' | b'/') {
+                        code_seen = true;
+                    }
+                    match byte {
+                        b'"' => stack.push(Context::Quoted),
+                        b'{' => *depth += 1,
+                        b'}' if *depth > 0 => *depth -= 1,
+                        b'}' if stack.len() > 1 => {
+                            stack.pop();
+                        }
+                        b'#' => {
+                            current.comments.push(&text[i + 1..line_end]);
+                            break;
+                        }
+                        b'/' if next == Some(b'/') => {
+                            current.comments.push(&text[i + 2..line_end]);
+                            break;
+                        }
+                        b'/' if next == Some(b'*') => {
+                            let rest = &text[i + 2..line_end];
+                            match rest.find("*/") {
+                                Some(end) => {
+                                    current.comments.push(&rest[..end]);
+                                    i += 2 + end + 1;
+                                }
+                                None => {
+                                    current.comments.push(rest);
+                                    stack.push(Context::BlockComment);
+                                    break;
+                                }
+                            }
+                        }
+                        b'/' => code_seen = true,
+                        b'<' if next == Some(b'<') => {
+                            if let Some(delimiter) = heredoc_delimiter(&text[i + 2..line_end]) {
+                                stack.push(Context::Heredoc(delimiter));
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                // Heredocs and block comments are handled per line above.
+                _ => break,
+            }
+            i += 1;
+        }
+        if matches!(stack.last(), Some(Context::Quoted)) {
+            // A quoted string does not span lines: recover at the line's end.
+            stack.pop();
+        }
+        current.only_comments = !current.comments.is_empty() && !code_seen;
+        lines.push(current);
+        line_start = line_end + 1;
     }
-    out
+    lines
+}
+
+/// The delimiter of a heredoc opened by `<<` followed by `rest` (the line after `<<`):
+/// `EOT` for `<<EOT` or `<<-EOT`, the rest of the line being blank.
+fn heredoc_delimiter(rest: &str) -> Option<&str> {
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let (delimiter, tail) = rest.split_at(end);
+    let starts_ok = delimiter
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    (starts_ok && tail.trim().is_empty()).then_some(delimiter)
 }
 
 fn match_comment(
@@ -277,6 +381,41 @@ mod tests {
             "resource \"aws_cloudtrail\" \"t\" {\n  name = \"#checkov:skip=CKV_AWS_35\"\n}\n"
         )
         .is_none());
+    }
+
+    /// Regression: a heredoc line looking like a comment suppressed the trail.
+    #[test]
+    fn heredoc_content_is_no_comment() {
+        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  tags = { note = <<EOT\n# ctfix:ignore\nEOT\n  }\n}\n").is_none());
+        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  tags = { note = <<-EOT\n    // ctfix:ignore\n    /* trivy:ignore:AVD-AWS-0015 */\n    EOT\n  }\n}\n").is_none());
+        let elsewhere = format!(
+            "resource \"aws_ssm_document\" \"d\" {{\n  content = <<DOC\n# kics-scan disable={KICS_ID}\nDOC\n}}\n\nresource \"aws_cloudtrail\" \"t\" {{\n}}\n"
+        );
+        assert!(find(&elsewhere).is_none());
+        // After the heredoc ends, comments count again.
+        let after = "resource \"aws_cloudtrail\" \"t\" {\n  tags = { note = <<EOT\nx\nEOT\n  }\n  # ctfix:ignore: after\n}\n";
+        assert_eq!(find(after).unwrap().line, 6);
+    }
+
+    #[test]
+    fn templates_and_block_comments() {
+        // A `#` inside a template's string is string data; a `}` of the template ends it.
+        assert!(find("resource \"aws_cloudtrail\" \"t\" {\n  name = \"${join(\"#\", [\"ctfix:ignore\"])}\"\n}\n").is_none());
+        assert!(find(
+            "resource \"aws_cloudtrail\" \"t\" {\n  name = \"${var.x}\" # ctfix:ignore\n}\n"
+        )
+        .is_some());
+        assert!(find(
+            "resource \"aws_cloudtrail\" \"t\" {\n  name = \"$${x} # ctfix:ignore\"\n}\n"
+        )
+        .is_none());
+        // A block comment over several lines directly above the block.
+        let above = "/*\n  ctfix:ignore: legacy\n*/\nresource \"aws_cloudtrail\" \"t\" {\n}\n";
+        assert_eq!(find(above).unwrap().reason.as_deref(), Some("legacy"));
+        // A line of code between the comment and the block breaks "directly above".
+        assert!(
+            find("# ctfix:ignore\nlocals {}\nresource \"aws_cloudtrail\" \"t\" {\n}\n").is_none()
+        );
     }
 
     #[test]
