@@ -71,7 +71,17 @@ const CONTROL_URL: &str =
     "https://docs.aws.amazon.com/securityhub/latest/userguide/cloudtrail-controls.html#cloudtrail-2";
 
 /// The files whose change on disk may change a judgement.
-const WATCHED: [&str; 4] = ["**/*.tf", "**/*.tf.json", "**/*.tfvars", "**/.ctfix.toml"];
+const WATCHED: [&str; 5] = [
+    "**/*.tf",
+    "**/*.tf.json",
+    "**/*.tfvars",
+    "**/*.tfvars.json",
+    "**/.ctfix.toml",
+];
+
+/// The largest message body read: a file ctfix parses is at most 16 MiB, and its text may be
+/// escaped in JSON; a larger (or garbage) Content-Length is broken framing, not an allocation.
+const MAX_MESSAGE: usize = 256 << 20;
 
 /// The name diagnostics carry as their source.
 const SOURCE: &str = "ctfix";
@@ -180,7 +190,16 @@ fn read_messages(
                 })?);
             }
         }
-        let mut body = vec![0; length.unwrap_or_default()];
+        let length = length.unwrap_or_default();
+        if length > MAX_MESSAGE {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "Content-Length {length} is over the {MAX_MESSAGE} bytes a message may have"
+                ),
+            ));
+        }
+        let mut body = vec![0; length];
         input.read_exact(&mut body)?;
         match message_of(&body) {
             Ok(message) => {

@@ -598,8 +598,9 @@ enum Found<'c> {
 fn never_carried(principal: &Principal, key: &str) -> bool {
     matches!(principal, Principal::Service(_))
         && ABSENT_FOR_SERVICES.iter().any(|absent| {
-            key.len() >= absent.len()
-                && key[..absent.len()].eq_ignore_ascii_case(absent)
+            // `get`: the key is the user's text, and may hold any character there.
+            key.get(..absent.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(absent))
                 && (absent.ends_with('/') || key.len() == absent.len())
         })
 }
@@ -914,6 +915,23 @@ fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_condition_key_with_any_characters_is_read_without_a_panic() {
+        let cloudtrail = Principal::Service("cloudtrail.amazonaws.com");
+        // Multi-byte characters across the lengths of the keys compared with.
+        for key in [
+            "aws:PrincipalTag/équipe",
+            "aws:Principalé",
+            "aws:PrincipalOrgIé",
+            "éééééééééééééééé",
+        ] {
+            let _ = never_carried(&cloudtrail, key);
+        }
+        assert!(never_carried(&cloudtrail, "aws:PrincipalTag/équipe"));
+        assert!(never_carried(&cloudtrail, "AWS:PrincipalOrgID"));
+        assert!(!never_carried(&cloudtrail, "aws:PrincipalOrgIDx"));
+    }
     use serde_json::json;
 
     const ACCOUNT: &str = "123456789012";
