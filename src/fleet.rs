@@ -153,9 +153,12 @@ pub fn read_repos_file(file: &Path) -> Result<Vec<Source>, FleetError> {
         let source = parse_entry(entry, base).map_err(bad)?;
         // One repository however it is written: `dd`, `./dd`, `dd/`, its absolute path; a
         // URL with or without `.git`, a trailing `/` or credentials.
+        // Two directories of one repository are one repository too: their runs would share
+        // a working tree and a branch.
         let key = match &source {
-            Source::Local { root, .. } => std::fs::canonicalize(root)
-                .unwrap_or_else(|_| root.clone())
+            Source::Local { root, .. } => repository_root(root)
+                .or_else(|| std::fs::canonicalize(root).ok())
+                .unwrap_or_else(|| root.clone())
                 .to_string_lossy()
                 .into_owned(),
             Source::Url(url) => redacted(url)
@@ -165,7 +168,7 @@ pub fn read_repos_file(file: &Path) -> Result<Vec<Source>, FleetError> {
         };
         if let Some(first) = seen.insert(key, line_no) {
             return Err(bad(format!(
-                "{} is already on line {first}; list each repository once",
+                "{} is already on line {first} (the same repository); list each repository once",
                 redacted(entry)
             )));
         }
@@ -724,26 +727,49 @@ fn unique_names(sources: &[Source]) -> Vec<String> {
         .collect()
 }
 
-/// The branch checked out in the repository around `root`, if any.
-fn checked_out_branch(root: &Path) -> Option<String> {
-    let repo = git2::Repository::discover(root).ok()?;
-    let head = repo.head().ok()?;
-    head.is_branch()
-        .then(|| head.shorthand().map(str::to_owned))
-        .flatten()
+/// Where a local checkout's HEAD is: a branch, or a detached commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Head {
+    Branch(String),
+    Detached(git2::Oid),
 }
 
-/// Checks `branch` out in the repository around `root`, keeping uncommitted work (a safe
-/// checkout: it refuses rather than overwrite it).
-fn switch_to(root: &Path, branch: &str) -> Result<(), String> {
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Head::Branch(name) => f.write_str(name),
+            Head::Detached(oid) => write!(f, "the detached commit {oid}"),
+        }
+    }
+}
+
+/// Where HEAD is in the repository around `root`, if it has a commit.
+fn head_of(root: &Path) -> Option<Head> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?;
+    if head.is_branch() {
+        head.shorthand().map(|name| Head::Branch(name.to_owned()))
+    } else {
+        head.target().map(Head::Detached)
+    }
+}
+
+/// Puts HEAD back at `head` in the repository around `root`, keeping uncommitted work (a
+/// safe checkout: it refuses rather than overwrite it).
+fn switch_to(root: &Path, head: &Head) -> Result<(), String> {
     let repo = git2::Repository::discover(root).map_err(|e| e.message().to_owned())?;
-    let target = repo
-        .revparse_single(&format!("refs/heads/{branch}"))
-        .map_err(|e| e.message().to_owned())?;
+    let target = match head {
+        Head::Branch(name) => repo.revparse_single(&format!("refs/heads/{name}")),
+        Head::Detached(oid) => repo.find_object(*oid, None),
+    }
+    .map_err(|e| e.message().to_owned())?;
     repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().safe()))
         .map_err(|e| e.message().to_owned())?;
-    repo.set_head(&format!("refs/heads/{branch}"))
-        .map_err(|e| e.message().to_owned())
+    match head {
+        Head::Branch(name) => repo.set_head(&format!("refs/heads/{name}")),
+        Head::Detached(oid) => repo.set_head_detached(*oid),
+    }
+    .map_err(|e| e.message().to_owned())
 }
 
 /// One repository: clone or fetch if needed, run, spool the report, keep the row.
@@ -796,11 +822,9 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
                     .map(|branch| (root.clone(), branch)),
                 _ => None,
             };
-            let before = bot_branch
-                .as_ref()
-                .and_then(|(root, _)| checked_out_branch(root));
+            let before = bot_branch.as_ref().and_then(|(root, _)| head_of(root));
             if let (Some((_, branch)), Some(before)) = (&bot_branch, &before) {
-                if before == branch {
+                if *before == Head::Branch(branch.clone()) {
                     let report = Report {
                         errors: vec![FileError::new(
                             &display,
@@ -822,7 +846,7 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
                 }
             };
             if let (Some((root, branch)), Some(before)) = (&bot_branch, &before) {
-                if checked_out_branch(root).as_deref() == Some(branch.as_str()) {
+                if head_of(root) == Some(Head::Branch(branch.clone())) {
                     if let Err(error) = switch_to(root, before) {
                         outcome.1.errors.push(FileError::new(
                             &display,

@@ -417,6 +417,26 @@ fn a_local_checkout_is_back_on_its_branch_and_next_week_sees_the_base() {
     assert_eq!(run(), "updated");
     fleet.assert_branch_commit("local", &["b.tf", "main.tf"]);
     assert_eq!(fleet.git(&work, &["branch", "--show-current"]), "main");
+    // A detached checkout (with --base naming its branch) is left detached where it was.
+    fleet.git(&work, &["checkout", "-q", "--detach", "main"]);
+    let detached = fleet.git(&work, &["rev-parse", "HEAD"]);
+    let output = fleet.ctfix(
+        fleet.root(),
+        &[
+            "--repos",
+            &display(&repos),
+            "--apply",
+            "--yes",
+            "--branch",
+            BRANCH,
+            "--push",
+            "--base",
+            "main",
+        ],
+    );
+    assert!(output.status.code().unwrap() < 2, "{}", stderr_of(&output));
+    assert_eq!(fleet.git(&work, &["branch", "--show-current"]), "");
+    assert_eq!(fleet.git(&work, &["rev-parse", "HEAD"]), detached);
     // A checkout someone left on the bot's branch is refused, not judged.
     fleet.git(&work, &["switch", "-q", BRANCH]);
     let output = fleet.ctfix(
@@ -496,12 +516,17 @@ fn the_clone_follows_the_remotes_default_branch() {
 #[test]
 fn a_repository_written_two_ways_is_a_repeated_line() {
     let fleet = Fleet::new();
-    let work = fleet.repo("dd", &[("main.tf", trail_tf("a"))]);
+    let work = fleet.repo(
+        "dd",
+        &[("main.tf", trail_tf("a")), ("sub/main.tf", trail_tf("b"))],
+    );
     let remote = display(&fleet.remote("dd"));
     for (second, line) in [
         ("./dd".to_owned(), 2),
         ("dd/".to_owned(), 2),
         (display(&work), 2),
+        // Another directory of the same repository: the same working tree and branch.
+        ("dd/sub".to_owned(), 2),
     ] {
         let repos = fleet.root().join("repos.txt");
         std::fs::write(&repos, format!("dd\n{second}\n")).unwrap();
