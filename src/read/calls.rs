@@ -1182,10 +1182,42 @@ fn plan(
         });
     }
     // One fix per call site and argument, shared by the instances it covers.
+    // The providers of the trails each site reaches: one key serves them only when they agree.
+    let mut providers: BTreeMap<Site, BTreeSet<Option<String>>> = BTreeMap::new();
+    for plan in plans.iter().flatten() {
+        if let Plan::At(site, _, _, provider) = plan {
+            providers
+                .entry(site.clone())
+                .or_default()
+                .insert(provider.clone());
+        }
+    }
     type Planned = (Applicability, Option<TrailName>, Option<String>, Vec<usize>);
     let mut sites: BTreeMap<Site, Planned> = BTreeMap::new();
     for (i, plan) in plans.iter().enumerate() {
         match plan {
+            Some(Plan::At(site, _, _, _)) if providers[site].len() > 1 => {
+                let on: Vec<String> = providers[site]
+                    .iter()
+                    .map(|p| {
+                        p.clone()
+                            .unwrap_or_else(|| "the default provider".to_owned())
+                    })
+                    .collect();
+                findings[i].fix = Some(FixSummary {
+                    title: "choose a key per provider by hand".to_owned(),
+                    applicability: Applicability::DisplayOnly,
+                    selected: false,
+                    applied: false,
+                    note: Some(format!(
+                        "the trails {} reaches run on different providers ({}): one generated key cannot serve them (a key is regional); pass a key ARN that each can use, or give the module one variable per provider",
+                        site.input,
+                        on.join(", ")
+                    )),
+                    diff: None,
+                    files: Vec::new(),
+                });
+            }
             Some(Plan::At(site, applicability, trail_name, provider)) => {
                 let entry = sites.entry(site.clone()).or_insert((
                     *applicability,
