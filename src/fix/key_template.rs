@@ -173,12 +173,21 @@ pub fn render_alias(params: &AliasParams<'_>) -> String {
         TrailName::Expression(text) => format!("${{{}}}", plan_time_sanitized(text)),
         TrailName::Unknown => sanitize_alias_part(params.trail_label),
     };
-    let index = if params.meta_arguments.iter().any(|(n, _)| *n == "count") {
+    let counted = params.meta_arguments.iter().any(|(n, _)| *n == "count");
+    let each = params.meta_arguments.iter().any(|(n, _)| *n == "for_each");
+    let index = if counted {
         "[count.index]"
-    } else if params.meta_arguments.iter().any(|(n, _)| *n == "for_each") {
+    } else if each {
         "[each.key]"
     } else {
         ""
+    };
+    // One alias per key instance, and alias names are unique: a name that is the same for
+    // every instance (the label, for want of the trail's name) takes the instance's key.
+    let name = match params.trail_name {
+        TrailName::Unknown if counted => format!("{name}-${{count.index}}"),
+        TrailName::Unknown if each => format!("{name}-${{{}}}", plan_time_sanitized("each.key")),
+        _ => name,
     };
     format!(
         "resource \"aws_kms_alias\" \"{}\" {{\n{}  name          = \"{}\"\n  target_key_id = aws_kms_key.{}{index}.key_id\n}}",
@@ -489,6 +498,31 @@ mod tests {
             blocks[0].starts_with("statement {\n  sid       = \"AllowCloudTrailToEncryptLogs\"")
         );
         assert!(blocks[1].ends_with("\n}"));
+    }
+
+    #[test]
+    fn each_alias_instance_has_its_own_name() {
+        let alias = |name: &TrailName, meta: &[(&'static str, String)]| {
+            render_alias(&AliasParams {
+                label: "a",
+                pattern: "alias/ct/{trail}",
+                trail_name: name,
+                trail_label: "trails",
+                key_label: "k",
+                meta_arguments: meta,
+            })
+        };
+        let each = [("for_each", "var.regions".to_owned())];
+        assert!(alias(&TrailName::Unknown, &each).contains(
+            "name          = \"alias/ct/trails-${replace(each.key, \"/[^0-9A-Za-z_/-]/\", \"-\")}\""
+        ));
+        let count = [("count", "2".to_owned())];
+        assert!(alias(&TrailName::Unknown, &count)
+            .contains("name          = \"alias/ct/trails-${count.index}\""));
+        // A name that reads the instance already differs per instance.
+        let named = TrailName::Expression("each.key".into());
+        assert!(alias(&named, &each).contains("alias/ct/${replace(each.key,"));
+        assert!(alias(&TrailName::Unknown, &[]).contains("\"alias/ct/trails\""));
     }
 
     #[test]
