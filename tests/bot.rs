@@ -483,6 +483,22 @@ fn an_amended_ctfix_commit_is_a_persons_commit(tools: &Tools) {
     world.server().assert_valid();
 }
 
+/// GitHub's "Update branch" (or a person's `git rebase`) puts ctfix's commit on the moved
+/// base unchanged: still ctfix's, so the bot keeps the branch current.
+fn a_rebased_ctfix_commit_is_still_ctfix_s(tools: &Tools) {
+    let world = World::new(Some(tools));
+    first_run(&world);
+    world.move_main("late");
+    world.git(&["switch", "-q", BRANCH]);
+    world.git(&["rebase", "-q", "main"]);
+    world.git(&["push", "-q", "-f", "origin", BRANCH]);
+    world.move_main("later");
+    let (output, report) = world.bot(&[]);
+    assert_exit(&output, 0);
+    assert_eq!(commit(&report)["branch_state"], "updated", "{report:#}");
+    world.server().assert_valid();
+}
+
 fn a_pull_request_closed_unmerged_is_declined(tools: &Tools) {
     let world = World::new(Some(tools));
     let first = first_run(&world);
@@ -967,6 +983,10 @@ fn main() {
         (
             "an_amended_ctfix_commit_is_a_persons_commit",
             an_amended_ctfix_commit_is_a_persons_commit,
+        ),
+        (
+            "a_rebased_ctfix_commit_is_still_ctfix_s",
+            a_rebased_ctfix_commit_is_still_ctfix_s,
         ),
         (
             "a_pull_request_closed_unmerged_is_declined",

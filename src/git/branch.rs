@@ -3,10 +3,11 @@
 //! current, and never overwrites a person's commits).
 //!
 //! ctfix marks its commits with the trailer [`TRAILER`], not by author: bots share
-//! identities. A second trailer, [`TREE_TRAILER`], records the tree ctfix committed: a person
-//! who amends ctfix's commit keeps the first trailer but changes the tree. A branch whose
-//! every commit since it left its base carries the trailer (and, when recorded, still has its
-//! tree) is ctfix's own, and a re-run rebuilds it on the base; any other commit means a person
+//! identities. A second trailer, [`CHANGE_TRAILER`], records what ctfix's commit changes (its
+//! paths and their new contents): a person who amends the commit keeps the first trailer but
+//! changes that; a rebase onto a newer base keeps it. A branch whose
+//! every commit since it left its base carries the trailer (and, when recorded, still makes
+//! its change) is ctfix's own, and a re-run rebuilds it on the base; any other commit means a person
 //! edited the branch, and ctfix leaves it alone.
 
 use std::path::{Path, PathBuf};
@@ -18,35 +19,67 @@ use super::vcs::{push_target, remote_callbacks, Doing, VcsError};
 /// The trailer on every commit ctfix makes.
 pub const TRAILER: &str = "Generated-by: ctfix";
 
-/// The trailer naming the tree ctfix committed.
-pub const TREE_TRAILER: &str = "Ctfix-Tree:";
+/// The trailer fingerprinting what ctfix's commit changes ([`change_of`]).
+pub const CHANGE_TRAILER: &str = "Ctfix-Change:";
 
 /// Whether a commit message carries ctfix's trailer.
 pub fn is_ctfix_message(message: &str) -> bool {
     message.lines().any(|line| line.trim() == TRAILER)
 }
 
-/// Whether a commit is as ctfix made it: its message carries the trailer, and its tree is the
-/// one the message records (commits of versions that recorded none are judged by the trailer
-/// alone).
-pub fn is_ctfix_commit(message: &str, tree: Oid) -> bool {
+/// Whether a commit is as ctfix made it: its message carries the trailer, and it makes the
+/// change the message records (`change`, from [`change_of`]; commits of versions that
+/// recorded none are judged by the trailer alone).
+pub fn is_ctfix_commit(message: &str, change: Oid) -> bool {
     is_ctfix_message(message)
         && message
             .lines()
-            .filter_map(|line| line.trim().strip_prefix(TREE_TRAILER))
-            .all(|recorded| recorded.trim() == tree.to_string())
+            .filter_map(|line| line.trim().strip_prefix(CHANGE_TRAILER))
+            .all(|recorded| recorded.trim() == change.to_string())
 }
 
-/// Adds the tree trailer to a message, before ctfix's trailer when that ends it (it stays the
-/// last line).
-pub fn with_tree_trailer(message: &str, tree: Oid) -> String {
+/// Adds the change trailer to a message, before ctfix's trailer when that ends it (it stays
+/// the last line).
+pub fn with_change_trailer(message: &str, change: Oid) -> String {
     let message = message.trim_end();
     match message.strip_suffix(TRAILER) {
         Some(before) if before.ends_with('\n') => {
-            format!("{before}{TREE_TRAILER} {tree}\n{TRAILER}\n")
+            format!("{before}{CHANGE_TRAILER} {change}\n{TRAILER}\n")
         }
-        _ => format!("{message}\n{TREE_TRAILER} {tree}\n"),
+        _ => format!("{message}\n{CHANGE_TRAILER} {change}\n"),
     }
+}
+
+/// A fingerprint of what `tree` changes against `parent`: each changed path with its new
+/// content's id. A rebase that keeps the change keeps it; an amend that edits a file does
+/// not.
+pub fn change_of(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    parent: Option<&git2::Tree<'_>>,
+) -> Result<Oid, git2::Error> {
+    let diff = repo.diff_tree_to_tree(parent, Some(tree), None)?;
+    let mut listed = String::new();
+    for delta in diff.deltas() {
+        let path = delta
+            .new_file()
+            .path()
+            .or_else(|| delta.old_file().path())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        listed.push_str(&format!("{path}\0{}\n", delta.new_file().id()));
+    }
+    Oid::hash_object(git2::ObjectType::Blob, listed.as_bytes())
+}
+
+/// [`change_of`] a commit against its first parent.
+fn change_of_commit(repo: &Repository, commit: &git2::Commit<'_>) -> Result<Oid, VcsError> {
+    let tree = commit.tree().doing("reading a commit's tree")?;
+    let parent = match commit.parent(0) {
+        Ok(parent) => Some(parent.tree().doing("reading a commit's tree")?),
+        Err(_) => None,
+    };
+    change_of(repo, &tree, parent.as_ref()).doing("reading what a commit changes")
 }
 
 /// Adds ctfix's trailer to a commit message.
@@ -293,7 +326,7 @@ fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsE
         let commit = repo.find_commit(oid).doing("reading a commit")?;
         Ok(is_ctfix_commit(
             &String::from_utf8_lossy(commit.message_bytes()),
-            commit.tree_id(),
+            change_of_commit(repo, &commit)?,
         ))
     };
     let mut walk = repo.revwalk().doing("walking the branch")?;
@@ -311,7 +344,8 @@ fn judge_history(repo: &Repository, tip: Oid, base: Oid) -> Result<History, VcsE
         if marked {
             history.ours += 1;
         }
-        if history.foreign.is_none() && !is_ctfix_commit(&message, commit.tree_id()) {
+        if history.foreign.is_none() && !is_ctfix_commit(&message, change_of_commit(repo, &commit)?)
+        {
             history.foreign = Some(format!(
                 "{} {}{}",
                 super::vcs::short(oid),
@@ -367,13 +401,13 @@ mod tests {
     }
 
     #[test]
-    fn an_amended_tree_is_no_longer_ctfix_s() {
+    fn an_amended_change_is_no_longer_ctfix_s() {
         let tree = Oid::from_str("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap();
         let other = Oid::from_str("0000000000000000000000000000000000000001").unwrap();
-        let message = with_tree_trailer(&with_trailer("Encrypt logs\n"), tree);
+        let message = with_change_trailer(&with_trailer("Encrypt logs\n"), tree);
         assert_eq!(
             message,
-            format!("Encrypt logs\n\nCtfix-Tree: {tree}\nGenerated-by: ctfix\n")
+            format!("Encrypt logs\n\nCtfix-Change: {tree}\nGenerated-by: ctfix\n")
         );
         assert!(is_ctfix_commit(&message, tree));
         assert!(!is_ctfix_commit(&message, other));

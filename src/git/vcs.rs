@@ -509,7 +509,13 @@ pub fn commit(
     let tree = repo.find_tree(tree_id).doing("reading the commit's tree")?;
     let signature = signature(&repo)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let message = super::branch::with_tree_trailer(message, tree_id);
+    let parent_tree = match &parent {
+        Some(parent) => Some(parent.tree().doing("reading HEAD's tree")?),
+        None => None,
+    };
+    let change = super::branch::change_of(&repo, &tree, parent_tree.as_ref())
+        .doing("reading what the commit changes")?;
+    let message = super::branch::with_change_trailer(message, change);
     let id = repo
         .commit(
             Some("HEAD"),
