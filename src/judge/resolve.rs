@@ -759,6 +759,10 @@ impl<'m> Resolver<'m> {
                 Some(Value::String(id)) if is_aws_managed_alias(&id) => Value::AwsManagedKey(id),
                 // Looked up through an AWS-managed alias (`data.aws_kms_alias.x.target_key_id`).
                 Some(Value::AwsManagedKey(id)) => Value::AwsManagedKey(id),
+                // The `key_id` argument as written: a key ARN stays one.
+                Some(Value::String(id)) if attribute == "key_id" && is_key_arn(&id) => {
+                    Value::String(id)
+                }
                 _ if matches!(attribute, "key_id" | "id") => {
                     Value::KeyId(format!("data.{data_type}.{label}.{attribute}"))
                 }
