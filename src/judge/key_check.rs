@@ -127,7 +127,8 @@ pub fn check_key_for(
         return verdict_for(key, &default, PolicySource::Default, trail_name);
     };
     match read_policy(module, resolver, policy_expr, holder.file, 0) {
-        Ok((policy, kind)) => {
+        Ok((mut policy, kind)) => {
+            this_key_as_star(&mut policy, label);
             let source = match kind {
                 Kind::Jsonencode => PolicySource::Jsonencode(holder),
                 Kind::Document(at) => PolicySource::Document(at),
@@ -136,6 +137,49 @@ pub fn check_key_for(
             verdict_for(key, &policy, source, trail_name)
         }
         Err(why) => KeyVerdict::PolicyUnknown(key, why),
+    }
+}
+
+/// In a key's policy, `"Resource": "*"` means that key; so does a reference to the key's own
+/// ARN (`Resource = aws_kms_key.<label>.arn`, common in an `aws_kms_key_policy`), which ctfix
+/// cannot evaluate and would otherwise read as some other key.
+fn this_key_as_star(policy: &mut Json, label: &str) {
+    let own = |text: &str| {
+        let Some(inner) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+            return false;
+        };
+        let Some(rest) = inner.trim().strip_prefix(&format!("aws_kms_key.{label}")) else {
+            return false;
+        };
+        // An instance of a counted key names that instance, itself.
+        let rest = match rest.strip_prefix('[') {
+            Some(indexed) => match indexed.split_once(']') {
+                Some((_, after)) => after,
+                None => return false,
+            },
+            None => rest,
+        };
+        rest == ".arn"
+    };
+    let Some(statements) = policy.get_mut("Statement") else {
+        return;
+    };
+    let statements: Vec<&mut Json> = match statements {
+        Json::Array(items) => items.iter_mut().collect(),
+        other => vec![other],
+    };
+    for statement in statements {
+        match statement.get_mut("Resource") {
+            Some(Json::String(text)) if own(text) => *text = "*".to_owned(),
+            Some(Json::Array(items)) => {
+                for item in items {
+                    if matches!(item, Json::String(text) if own(text)) {
+                        *item = Json::String("*".to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
