@@ -540,6 +540,8 @@ mod tests {
             sanitize_alias_part("a-%{if x}b%{endif}"),
             "a-%{if x}b%{endif}"
         );
+        // `$` and `%` start a template sequence only before `{`.
+        assert_eq!(sanitize_alias_part("50%off$x{y}"), "50-off-x-y-");
     }
 
     #[test]
