@@ -148,6 +148,20 @@ const WRITE_THREADS: usize = 16;
 /// The bytes that make a file worth parsing: a file without them holds no trail.
 pub(crate) const TRAIL_MARKER: &[u8] = b"aws_cloudtrail";
 
+/// A fix's note, with what `lifecycle.ignore_changes` on the trail means for it.
+pub(crate) fn with_ignored_key_note(
+    note: Option<String>,
+    trail: &hcl_edit::structure::Block,
+) -> Option<String> {
+    if !analyze::ignores_key_changes(trail) {
+        return note;
+    }
+    Some(match note {
+        Some(note) => format!("{note}; {}", analyze::IGNORED_KEY_NOTE),
+        None => analyze::IGNORED_KEY_NOTE.to_owned(),
+    })
+}
+
 /// Runs discover → analyze → fix for every module and returns what it found and would change.
 /// Reads files; writes nothing.
 ///
@@ -422,7 +436,7 @@ fn check_module_selecting(
                 && fix.applicability > Applicability::DisplayOnly
                 && is_chosen(&trail.address),
             applied: false,
-            note: fix.note.clone(),
+            note: with_ignored_key_note(fix.note.clone(), module.block(trail.at)),
             diff: None,
             files: {
                 let mut files: Vec<std::path::PathBuf> =

@@ -322,3 +322,40 @@ fn a_heredoc_policy_gets_the_json_statements_to_add() {
         );
     }
 }
+
+/// `lifecycle { ignore_changes = [kms_key_id] }` (or `all`) keeps an existing trail's key
+/// whatever the configuration says: the verdict and the fix say so, also once fixed.
+#[test]
+fn a_trail_ignoring_key_changes_is_told_so() {
+    let judge = |lifecycle: &str| -> serde_json::Value {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("main.tf"),
+            format!("resource \"aws_cloudtrail\" \"t\" {{\n  name           = \"trail-t\"\n  s3_bucket_name = \"b\"\n\n  lifecycle {{\n    ignore_changes = {lifecycle}\n  }}\n}}\n"),
+        )
+        .unwrap();
+        let output = ctfix()
+            .args(["--format", "json"])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["findings"][0].clone()
+    };
+    for covering in ["[kms_key_id]", "[tags, kms_key_id]", "all"] {
+        let finding = judge(covering);
+        let note = finding["fix"]["note"].as_str().unwrap_or("");
+        assert!(
+            note.contains("lifecycle.ignore_changes covers kms_key_id"),
+            "{covering}: {finding:#}"
+        );
+        assert!(
+            finding["message"]
+                .as_str()
+                .unwrap()
+                .contains("ignore_changes"),
+            "{covering}"
+        );
+    }
+    let finding = judge("[tags]");
+    assert!(finding["fix"]["note"].is_null(), "{finding:#}");
+}

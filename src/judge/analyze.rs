@@ -260,7 +260,45 @@ pub fn judge(module: &Module, trail: &Trail) -> Verdict {
     judge_with(module, &Resolver::new(module), trail, &today())
 }
 
+/// What a trail whose `lifecycle.ignore_changes` covers `kms_key_id` is told: Terraform keeps
+/// an existing trail's key whatever the configuration says.
+pub const IGNORED_KEY_NOTE: &str = "lifecycle.ignore_changes covers kms_key_id, so a change of it never reaches a trail that already exists: remove kms_key_id (or all) from ignore_changes for the key to apply";
+
+/// Whether the trail's `lifecycle { ignore_changes = [...] }` names `kms_key_id`, or is `all`.
+pub fn ignores_key_changes(block: &hcl_edit::structure::Block) -> bool {
+    block
+        .body
+        .get_blocks("lifecycle")
+        .filter_map(|lifecycle| lifecycle.body.get_attribute("ignore_changes"))
+        .any(|attr| {
+            let names = |expr: &Expression, name: &str| match expr {
+                Expression::Variable(v) => v.as_str() == name,
+                Expression::String(s) => s.value().as_str() == name,
+                _ => false,
+            };
+            match &attr.value {
+                Expression::Array(items) => items.iter().any(|item| names(item, KMS_KEY_ID_ATTR)),
+                other => names(other, "all"),
+            }
+        })
+}
+
+const KMS_KEY_ID_ATTR: &str = "kms_key_id";
+
 fn judge_with(module: &Module, resolver: &Resolver<'_>, trail: &Trail, today: &str) -> Verdict {
+    let mut verdict = judge_unqualified(module, resolver, trail, today);
+    if verdict.status != Status::Suppressed && ignores_key_changes(module.block(trail.at)) {
+        verdict.message = format!("{}; {IGNORED_KEY_NOTE}", verdict.message);
+    }
+    verdict
+}
+
+fn judge_unqualified(
+    module: &Module,
+    resolver: &Resolver<'_>,
+    trail: &Trail,
+    today: &str,
+) -> Verdict {
     let block = module.block(trail.at);
     let text = &module.files[trail.at.file].source.text;
     if let Some(span) = block.span() {

@@ -1290,12 +1290,13 @@ fn plan(
                 files.sort();
                 files.dedup();
                 for &i in &members {
+                    let trail = view[&instances[i].dir].block(instances[i].trail.at);
                     findings[i].fix = Some(FixSummary {
                         title: fix.title.clone(),
                         applicability: fix.applicability,
                         selected: chosen,
                         applied: false,
-                        note: fix.note.clone(),
+                        note: crate::with_ignored_key_note(fix.note.clone(), trail),
                         diff: None,
                         files: files.clone(),
                     });
