@@ -1120,7 +1120,14 @@ fn disk_changes_are_watched_and_noticed() -> Result<(), Failed> {
         .collect();
     check(
         registered["method"] == "workspace/didChangeWatchedFiles"
-            && globs == ["**/*.tf", "**/*.tf.json", "**/*.tfvars", "**/.ctfix.toml"],
+            && globs
+                == [
+                    "**/*.tf",
+                    "**/*.tf.json",
+                    "**/*.tfvars",
+                    "**/*.tfvars.json",
+                    "**/.ctfix.toml",
+                ],
         || format!("{registration}"),
     )?;
     let id = registration["id"].clone();
