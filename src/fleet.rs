@@ -105,27 +105,7 @@ impl Source {
     }
 }
 
-/// `url` with the credentials it may carry (`https://x-access-token:TOKEN@host/…`, or a token
-/// as the user name) replaced by `***`: how a URL is shown, and what names its clone.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // scp-like `user@host:path`: the user is a name, never a secret.
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-/// The credentials part of `url` (what [`redacted`] hides), if any.
-fn credentials_of(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let at = rest[..authority_end].rfind('@')?;
-    Some(&rest[..at]).filter(|userinfo| !userinfo.is_empty())
-}
+use crate::vcs::{head_of, redacted, switch_to, Head};
 
 /// Reads a `--repos` file: one repository per line, a local path (relative to the file's
 /// directory) or a clone URL (`https://`, `http://`, `ssh://`, `git://`, `file://`, or
@@ -727,51 +707,6 @@ fn unique_names(sources: &[Source]) -> Vec<String> {
         .collect()
 }
 
-/// Where a local checkout's HEAD is: a branch, or a detached commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Head {
-    Branch(String),
-    Detached(git2::Oid),
-}
-
-impl std::fmt::Display for Head {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Head::Branch(name) => f.write_str(name),
-            Head::Detached(oid) => write!(f, "the detached commit {oid}"),
-        }
-    }
-}
-
-/// Where HEAD is in the repository around `root`, if it has a commit.
-fn head_of(root: &Path) -> Option<Head> {
-    let repo = git2::Repository::discover(root).ok()?;
-    let head = repo.head().ok()?;
-    if head.is_branch() {
-        head.shorthand().map(|name| Head::Branch(name.to_owned()))
-    } else {
-        head.target().map(Head::Detached)
-    }
-}
-
-/// Puts HEAD back at `head` in the repository around `root`, keeping uncommitted work (a
-/// safe checkout: it refuses rather than overwrite it).
-fn switch_to(root: &Path, head: &Head) -> Result<(), String> {
-    let repo = git2::Repository::discover(root).map_err(|e| e.message().to_owned())?;
-    let target = match head {
-        Head::Branch(name) => repo.revparse_single(&format!("refs/heads/{name}")),
-        Head::Detached(oid) => repo.find_object(*oid, None),
-    }
-    .map_err(|e| e.message().to_owned())?;
-    repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().safe()))
-        .map_err(|e| e.message().to_owned())?;
-    match head {
-        Head::Branch(name) => repo.set_head(&format!("refs/heads/{name}")),
-        Head::Detached(oid) => repo.set_head_detached(*oid),
-    }
-    .map_err(|e| e.message().to_owned())
-}
-
 /// One repository: clone or fetch if needed, run, spool the report, keep the row.
 fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) -> Row {
     let display = source.name();
@@ -861,7 +796,7 @@ fn run_one(options: &FleetOptions, source: &Source, name: &str, spool: &Path) ->
     let mut report = report;
     if let Source::Url(url) = source {
         // An error from the transport may quote the URL it was given, token included.
-        if let Some(secret) = credentials_of(url) {
+        if let Some(secret) = crate::vcs::url_userinfo(url) {
             for error in &mut report.errors {
                 error.message = error.message.replace(secret, "***");
             }

@@ -362,13 +362,27 @@ pub fn render_key(params: &KeyParams<'_>) -> String {
     out
 }
 
-/// Text as the inside of an HCL quoted string: quotes, backslashes and template sequences
-/// escaped.
-fn escape_string(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace("${", "$${")
-        .replace("%{", "%%{")
+/// Text as the inside of an HCL quoted string holding exactly it: quotes, backslashes, line
+/// breaks and other control characters in HCL's escapes, template sequences doubled.
+pub(crate) fn escape_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `  provider = aws.x` / `  count    = …` lines aligned as `terraform fmt` aligns them, then a

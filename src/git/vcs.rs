@@ -744,11 +744,72 @@ pub(crate) fn credentials(
 
 /// `user:password` from `https://user:password@host/…` (how CI systems pass tokens).
 fn url_credentials(url: &str) -> Option<(String, String)> {
+    let (user, password) = url_userinfo(url)?.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// The userinfo of a URL with a scheme (`user:token` in `https://user:token@host/…`), if any;
+/// scp-like `user@host:path` addresses have none (their user is a name, never a secret).
+pub(crate) fn url_userinfo(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
     let (userinfo, _) = authority.rsplit_once('@')?;
-    let (user, password) = userinfo.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+    Some(userinfo).filter(|userinfo| !userinfo.is_empty())
+}
+
+/// `url` with its userinfo (credentials) replaced by `***`: how a URL is shown.
+pub(crate) fn redacted(url: &str) -> String {
+    match url_userinfo(url) {
+        Some(userinfo) => url.replacen(&format!("{userinfo}@"), "***@", 1),
+        None => url.to_owned(),
+    }
+}
+
+/// Where a local checkout's HEAD is: a branch, or a detached commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// On this branch.
+    Branch(String),
+    /// At this commit, on no branch.
+    Detached(git2::Oid),
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Head::Branch(name) => f.write_str(name),
+            Head::Detached(oid) => write!(f, "the detached commit {oid}"),
+        }
+    }
+}
+
+/// Where HEAD is in the repository around `root`, if it has a commit.
+pub fn head_of(root: &Path) -> Option<Head> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?;
+    if head.is_branch() {
+        head.shorthand().map(|name| Head::Branch(name.to_owned()))
+    } else {
+        head.target().map(Head::Detached)
+    }
+}
+
+/// Puts HEAD back at `head` in the repository around `root`, keeping uncommitted work (a
+/// safe checkout: it refuses rather than overwrite it).
+pub fn switch_to(root: &Path, head: &Head) -> Result<(), String> {
+    let repo = git2::Repository::discover(root).map_err(|e| e.message().to_owned())?;
+    let target = match head {
+        Head::Branch(name) => repo.revparse_single(&format!("refs/heads/{name}")),
+        Head::Detached(oid) => repo.find_object(*oid, None),
+    }
+    .map_err(|e| e.message().to_owned())?;
+    repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().safe()))
+        .map_err(|e| e.message().to_owned())?;
+    match head {
+        Head::Branch(name) => repo.set_head(&format!("refs/heads/{name}")),
+        Head::Detached(oid) => repo.set_head_detached(*oid),
+    }
+    .map_err(|e| e.message().to_owned())
 }
 
 #[cfg(test)]

@@ -975,14 +975,6 @@ fn replaceable_literal(expr: &Expression) -> bool {
     }
 }
 
-/// Text usable inside an HCL quoted string.
-fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace("${", "$${")
-        .replace("%{", "%%{")
-}
-
 /// Where one call-site fix goes: the `module` block in `caller` and the argument it sets.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Site {
@@ -1261,7 +1253,7 @@ fn plan(
             .collect();
         let trail_name =
             trail_name.unwrap_or_else(|| match names.into_iter().collect::<Vec<_>>().as_slice() {
-                [Some(name)] => TrailName::Quoted(escape(name)),
+                [Some(name)] => TrailName::Quoted(crate::key_template::escape_string(name)),
                 _ => TrailName::Unknown,
             });
         let call_name = &first

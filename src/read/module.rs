@@ -10,6 +10,7 @@ use hcl_edit::structure::{Block, Body};
 use hcl_edit::Span;
 
 use crate::discover::ModuleDir;
+use crate::key_template::escape_string;
 use crate::model::FileError;
 use crate::parse::{parse_source, parse_text, read_source, SourceFile};
 use crate::read::outline::{headers_of, outline, Header};
@@ -585,37 +586,12 @@ fn tfvars_json(path: &Path) -> Result<Body, FileError> {
     parse_text(path, &text)
 }
 
-/// `text` as a quoted HCL string holding exactly it: HCL's escapes, and template sequences
-/// escaped.
-fn hcl_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' | '%' if chars.peek() == Some(&'{') => {
-                out.push(c);
-                out.push(c);
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `value` written as an HCL literal expression.
 fn hcl_literal(value: &serde_json::Value, out: &mut String) {
     use serde_json::Value;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&value.to_string()),
-        Value::String(s) => out.push_str(&hcl_string(s)),
+        Value::String(s) => out.push_str(&format!("\"{}\"", escape_string(s))),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -632,7 +608,7 @@ fn hcl_literal(value: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&hcl_string(key));
+                out.push_str(&format!("\"{}\"", escape_string(key)));
                 out.push_str(" = ");
                 hcl_literal(item, out);
             }
